@@ -193,10 +193,14 @@ public enum NGHTTP2Error: Error, Hashable, Sendable {
     /// Whether the session cannot be used any more (`nghttp2_is_fatal`: codes below -900).
     ///
     /// After a fatal error, terminate the session, send what it has pending, and close the connection.
-    public var isFatal: Bool { nghttp2_is_fatal(code) != 0 }
+    public var isFatal: Bool {
+        nghttp2_is_fatal(code) != 0
+    }
 
     /// libnghttp2's own message for this code (`nghttp2_strerror`).
-    public var message: String { String(cString: nghttp2_strerror(code)) }
+    public var message: String {
+        String(cString: nghttp2_strerror(code))
+    }
 }
 
 extension NGHTTP2Error: CustomStringConvertible {

@@ -28,13 +28,21 @@ extension Session {
     }
 
     /// The connection's receive window: how much the peer may still send.
-    public var localWindowSize: Int { Int(nghttp2_session_get_local_window_size(handle)) }
+    public var localWindowSize: Int {
+        Int(nghttp2_session_get_local_window_size(handle))
+    }
     /// The connection's send window: how much this side may still send.
-    public var remoteWindowSize: Int { Int(nghttp2_session_get_remote_window_size(handle)) }
+    public var remoteWindowSize: Int {
+        Int(nghttp2_session_get_remote_window_size(handle))
+    }
     /// The connection's receive window size as this side set it (initial size plus updates sent).
-    public var effectiveLocalWindowSize: Int { Int(nghttp2_session_get_effective_local_window_size(handle)) }
+    public var effectiveLocalWindowSize: Int {
+        Int(nghttp2_session_get_effective_local_window_size(handle))
+    }
     /// Received connection bytes not yet credited back with WINDOW_UPDATE.
-    public var effectiveReceivedDataLength: Int { Int(nghttp2_session_get_effective_recv_data_length(handle)) }
+    public var effectiveReceivedDataLength: Int {
+        Int(nghttp2_session_get_effective_recv_data_length(handle))
+    }
 
     /// The stream's receive window, or `nil` if the stream does not exist.
     public func localWindowSize(streamID: Int32) -> Int? {
@@ -80,7 +88,9 @@ extension Session {
     }
 
     /// Whether libnghttp2 keeps `streamID`.
-    public func streamExists(_ streamID: Int32) -> Bool { nghttp2_session_find_stream(handle, streamID) != nil }
+    public func streamExists(_ streamID: Int32) -> Bool {
+        nghttp2_session_find_stream(handle, streamID) != nil
+    }
 
     /// Whether this side has sent END_STREAM (or reset) on `streamID`; `nil` if the stream does not exist.
     public func isLocallyClosed(streamID: Int32) -> Bool? {
@@ -110,13 +120,19 @@ extension Session {
 
     /// Whether a new request may be submitted now (client only): false after GOAWAY either way, or when stream
     /// IDs are exhausted.
-    public var isRequestAllowed: Bool { nghttp2_session_check_request_allowed(handle) != 0 }
+    public var isRequestAllowed: Bool {
+        nghttp2_session_check_request_allowed(handle) != 0
+    }
 
     /// The highest peer-initiated stream ID this session has processed (what GOAWAY reports).
-    public var lastProcessedStreamID: Int32 { nghttp2_session_get_last_proc_stream_id(handle) }
+    public var lastProcessedStreamID: Int32 {
+        nghttp2_session_get_last_proc_stream_id(handle)
+    }
 
     /// The ID the next locally-initiated stream will get.
-    public var nextStreamID: UInt32 { nghttp2_session_get_next_stream_id(handle) }
+    public var nextStreamID: UInt32 {
+        nghttp2_session_get_next_stream_id(handle)
+    }
 
     /// Sets the ID of the next locally-initiated stream (only upward; odd for a client, even for a server).
     public func setNextStreamID(_ streamID: Int32) throws {

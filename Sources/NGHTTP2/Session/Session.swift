@@ -166,14 +166,20 @@ extension Session {
 
     /// Whether the session still wants to read from the peer (false once the connection is done, e.g. after
     /// GOAWAY both ways and every stream closed).
-    public var wantsRead: Bool { nghttp2_session_want_read(handle) != 0 }
+    public var wantsRead: Bool {
+        nghttp2_session_want_read(handle) != 0
+    }
 
     /// Whether the session has frames to send. When neither ``wantsRead`` nor `wantsWrite` holds, close the
     /// connection.
-    public var wantsWrite: Bool { nghttp2_session_want_write(handle) != 0 }
+    public var wantsWrite: Bool {
+        nghttp2_session_want_write(handle) != 0
+    }
 
     /// How many frames wait in the outbound queue (deferred DATA not counted).
-    public var outboundQueueSize: Int { nghttp2_session_get_outbound_queue_size(handle) }
+    public var outboundQueueSize: Int {
+        nghttp2_session_get_outbound_queue_size(handle)
+    }
 
     private func rethrowCallbackError() throws {
         if let error = callbackError {

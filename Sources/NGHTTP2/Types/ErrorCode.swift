@@ -79,7 +79,9 @@ public enum ErrorCode: Hashable, Sendable {
     }
 
     /// libnghttp2's name for the code (`nghttp2_http2_strerror`), e.g. `"PROTOCOL_ERROR"`; `"unknown"` for others.
-    public var message: String { String(cString: nghttp2_http2_strerror(rawValue)) }
+    public var message: String {
+        String(cString: nghttp2_http2_strerror(rawValue))
+    }
 }
 
 extension ErrorCode: CustomStringConvertible {
