@@ -5,6 +5,12 @@ let package = Package(
     name: "swift-nghttp2",
     products: [
         .library(name: "NGHTTP2", targets: ["NGHTTP2"]),
+        .library(name: "NGHTTP2Async", targets: ["NGHTTP2Async"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -13,8 +19,28 @@ let package = Package(
             providers: [.apt(["libnghttp2-dev"]), .brew(["libnghttp2"])]
         ),
         .target(name: "NGHTTP2", dependencies: ["CNGHTTP2"]),
+        .target(
+            name: "NGHTTP2Async",
+            dependencies: [
+                "NGHTTP2",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(name: "NGHTTP2Demo", dependencies: ["NGHTTP2"]),
         .testTarget(name: "NGHTTP2Tests", dependencies: ["NGHTTP2"]),
+        .testTarget(
+            name: "NGHTTP2AsyncTests",
+            dependencies: [
+                "NGHTTP2Async",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
     ]
 )
 

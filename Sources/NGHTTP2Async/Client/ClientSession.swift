@@ -1,0 +1,243 @@
+public import NIOCore
+public import HTTPTypes
+public import NGHTTP2
+public import NIOPosix
+import NIOConcurrencyHelpers
+public import Logging
+import Foundation
+
+/// An HTTP/2 connection to one server, on which any number of requests run concurrently.
+///
+/// ```swift
+/// let client = try await ClientSession.connect(to: "http://127.0.0.1:8080")
+/// async let a = client.get("/a")
+/// async let b = client.post("/b", body: .text("hello"))
+/// for try await chunk in try await a.body { consume(chunk) }
+/// print(try await b.text())
+/// await client.close()
+/// ```
+///
+/// Requests beyond the server's SETTINGS_MAX_CONCURRENT_STREAMS wait for a free stream; they do not fail.
+/// Cancelling the task of a request resets that stream with CANCEL and nothing else. After a GOAWAY from the
+/// server, requests it did not process fail with ``HTTP2Error/notProcessed(streamID:)`` (safe to retry).
+public final class ClientSession: Sendable {
+    /// `http` (or `https` once TLS is configured).
+    public let scheme: String
+    /// `host[:port]`, sent as `:authority`.
+    public let authority: String
+    let channel: any Channel
+    let connection: ConnectionReference
+    let closed: EventLoopFuture<Void>
+
+    init(scheme: String, authority: String, channel: any Channel, connection: ConnectionReference, closed: EventLoopFuture<Void>) {
+        self.scheme = scheme
+        self.authority = authority
+        self.channel = channel
+        self.connection = connection
+        self.closed = closed
+    }
+
+    /// Connects to the server of `url` (`http://host[:port]`, HTTP/2 with prior knowledge).
+    ///
+    /// - Throws: ``HTTP2Error/invalidURL(_:)``, ``HTTP2Error/connectTimeout``, or the socket's error
+    ///   (e.g. connection refused).
+    public static func connect(
+        to url: String,
+        configuration: Configuration = Configuration(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> ClientSession {
+        let target = try Target(url)
+        return try await connect(host: target.host, port: target.port, configuration: configuration, eventLoopGroup: eventLoopGroup)
+    }
+
+    /// Connects to `host:port` over cleartext HTTP/2 (prior knowledge, [RFC 9113 §3.3](https://www.rfc-editor.org/rfc/rfc9113.html#section-3.3)).
+    public static func connect(
+        host: String,
+        port: Int,
+        configuration: Configuration = Configuration(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> ClientSession {
+        let connection = NIOLockedValueBox<(ConnectionReference, EventLoopFuture<Void>)?>(nil)
+        let connectionConfiguration = configuration.connectionConfiguration
+        let bootstrap = ClientBootstrap(group: eventLoopGroup)
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let closed = channel.eventLoop.makePromise(of: Void.self)
+                    let handler = try ConnectionHandler(role: .client, configuration: connectionConfiguration, closed: closed)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    connection.withLockedValue { $0 = (ConnectionReference(handler, eventLoop: channel.eventLoop), closed.futureResult) }
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: host, port: port).get()
+        } catch ChannelError.connectTimeout {
+            throw HTTP2Error.connectTimeout
+        }
+        guard let (reference, closed) = connection.withLockedValue({ $0 }) else { throw HTTP2Error.sessionClosed }
+        let authority = port == 80 ? host : "\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        return ClientSession(scheme: "http", authority: authority, channel: channel, connection: reference, closed: closed)
+    }
+
+    /// Sends a request and waits for its response head.
+    ///
+    /// - Parameters:
+    ///   - request: the head; `scheme` and `authority` default to the session's when `nil`.
+    ///   - body: the body (``Body/empty`` by default).
+    /// - Returns: the response; read or drop its ``Response/body``.
+    /// - Throws: ``HTTP2Error`` (e.g. ``HTTP2Error/notProcessed(streamID:)``, ``HTTP2Error/streamReset(streamID:errorCode:byPeer:)``),
+    ///   or `CancellationError` when the task was cancelled (the stream is then reset with CANCEL).
+    public func execute(_ request: HTTPRequest, body: Body = .empty) async throws -> Response {
+        var request = request
+        if request.scheme == nil { request.scheme = scheme }
+        if request.authority == nil { request.authority = authority }
+        let head = request
+        let cancellation = RequestCancellation()
+        let connection = self.connection
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Response, any Error>) in
+                connection.execute { handler in
+                    guard let (writer, produce) = handler.startRequest(head, body: body, cancellation: cancellation, continuation: continuation) else { return }
+                    Task {
+                        do {
+                            try await produce(BodyWriter(storage: writer))
+                            writer.finishIfNeeded()
+                        } catch {
+                            writer.abort(error)
+                        }
+                    }
+                }
+            }
+        } onCancel: {
+            if let streamID = cancellation.cancel() { connection.cancelStream(streamID) }
+        }
+    }
+
+    /// Sends a request to `path` (or to a full URL on this server) and waits for its response head.
+    public func request(_ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], body: Body = .empty) async throws -> Response {
+        let target = path.hasPrefix("/") ? path : try Target(path).pathAndQuery
+        return try await execute(HTTPRequest(method: method, scheme: scheme, authority: authority, path: target, headerFields: headers), body: body)
+    }
+
+    /// GET `path`.
+    public func get(_ path: String, headers: HTTPFields = [:]) async throws -> Response {
+        try await request(.get, path, headers: headers)
+    }
+
+    /// HEAD `path`.
+    public func head(_ path: String, headers: HTTPFields = [:]) async throws -> Response {
+        try await request(.head, path, headers: headers)
+    }
+
+    /// POST `body` to `path`.
+    public func post(_ path: String, headers: HTTPFields = [:], body: Body = .empty) async throws -> Response {
+        try await request(.post, path, headers: headers, body: body)
+    }
+
+    /// PUT `body` to `path`.
+    public func put(_ path: String, headers: HTTPFields = [:], body: Body = .empty) async throws -> Response {
+        try await request(.put, path, headers: headers, body: body)
+    }
+
+    /// DELETE `path`.
+    public func delete(_ path: String, headers: HTTPFields = [:]) async throws -> Response {
+        try await request(.delete, path, headers: headers)
+    }
+
+    /// Whether a new request may be sent now: false once either side sent GOAWAY or stream IDs ran out.
+    public var isRequestAllowed: Bool {
+        get async {
+            (try? await connection.eventLoop.submit { [handler = connection.handler] in
+                handler.value.goawayReceived == nil && !handler.value.isClosing && handler.value.session.isRequestAllowed
+            }.get()) ?? false
+        }
+    }
+
+    /// Sends a PING and returns the time until its ACK arrived.
+    public func ping() async throws -> Duration {
+        let connection = self.connection
+        return try await withCheckedThrowingContinuation { continuation in
+            connection.execute { $0.ping(continuation) }
+        }
+    }
+
+    /// Closes gracefully: sends GOAWAY, lets the requests in flight finish, then closes the connection.
+    public func close() async {
+        connection.execute { $0.closeGracefully() }
+        try? await closed.get()
+    }
+
+    /// Ends the connection at once with GOAWAY(`errorCode`); requests in flight fail.
+    public func terminate(_ errorCode: ErrorCode = .noError) async {
+        connection.execute { $0.terminate(errorCode) }
+        try? await closed.get()
+    }
+
+    /// Waits until the connection is closed (by either side).
+    public func waitUntilClosed() async {
+        try? await closed.get()
+    }
+}
+
+extension ClientSession {
+    /// How a ``ClientSession`` connects and what it tells the server.
+    public struct Configuration: Sendable {
+        /// This side's receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE): how much of one response the
+        /// server may send before the application reads. Default 1 MiB.
+        public var streamWindowSize: UInt32 = 1 << 20
+        /// This side's receive window for the whole connection. Default 8 MiB.
+        public var connectionWindowSize: Int32 = 8 << 20
+        /// More SETTINGS to send (SETTINGS_ENABLE_PUSH = 0 and the window size are always sent).
+        public var additionalSettings: [Setting] = []
+        /// libnghttp2 tuning (``Session/Options/noAutoWindowUpdate`` is always on: reading credits the windows).
+        public var options = Session.Options()
+        /// How long connecting may take.
+        public var connectTimeout: Duration = .seconds(10)
+        /// A streaming request body's writer waits while more than this many bytes are queued.
+        public var bodyHighWatermark = 256 << 10
+        /// Where connection events (debug) and frames (trace) are logged.
+        public var logger = Logger(label: "nghttp2.client")
+
+        /// The defaults described on each property.
+        public init() {}
+
+        var connectionConfiguration: ConnectionConfiguration {
+            ConnectionConfiguration(
+                settings: [Setting(.enablePush, 0), Setting(.initialWindowSize, streamWindowSize)] + additionalSettings,
+                options: options,
+                connectionWindowSize: connectionWindowSize,
+                bodyHighWatermark: bodyHighWatermark,
+                logger: logger
+            )
+        }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// The parts of an `http://` URL a client needs.
+struct Target {
+    let scheme: String
+    let host: String
+    let port: Int
+    let pathAndQuery: String
+
+    init(_ url: String) throws {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            let host = components.host, !host.isEmpty
+        else { throw HTTP2Error.invalidURL(url) }
+        guard scheme == "http" else { throw HTTP2Error.invalidURL("\(url) (only http:// is supported: HTTP/2 with prior knowledge)") }
+        self.scheme = scheme
+        self.host = host
+        self.port = components.port ?? 80
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        self.pathAndQuery = components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
+    }
+}

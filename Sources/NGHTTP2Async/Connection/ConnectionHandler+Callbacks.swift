@@ -1,0 +1,129 @@
+import NIOCore
+import HTTPTypes
+import Logging
+import NGHTTP2
+
+extension ConnectionHandler {
+    func installCallbacks() {
+        session.callbacks.onFrameReceived = { [unowned self] frame in frameReceived(frame) }
+        session.callbacks.onDataChunk = { [unowned self] streamID, bytes in dataReceived(streamID: streamID, bytes) }
+        session.callbacks.onStreamClosed = { [unowned self] streamID, errorCode in streamClosed(streamID, errorCode) }
+        session.callbacks.onFrameNotSent = { [unowned self] frame, error in frameNotSent(frame, error) }
+        if logger.logLevel <= .debug {
+            session.callbacks.onInvalidFrameReceived = { [unowned self] frame, error in
+                logger.debug("invalid frame received: \(error)\n\(frame)")
+            }
+            session.callbacks.onErrorMessage = { [unowned self] error, message in
+                logger.debug("nghttp2: \(message) (\(error.code))")
+            }
+        }
+        if logger.logLevel <= .trace {
+            session.callbacks.onFrameSent = { [unowned self] frame in logger.trace("send \(frame)") }
+        }
+    }
+
+    private func frameReceived(_ frame: Frame) {
+        if logger.logLevel <= .trace { logger.trace("recv \(frame)") }
+        switch frame.payload {
+        case .headers(let category, let fields, _, _):
+            fieldBlockReceived(streamID: frame.streamID, category: category, fields: fields, endStream: frame.flags.contains(.endStream))
+        case .data:
+            if frame.flags.contains(.endStream) { streams[frame.streamID]?.inbound.finish(trailers: nil) }
+        case .rstStream:
+            streams[frame.streamID]?.resetByPeer = true
+        case .goaway(let lastStreamID, let errorCode, let debugData):
+            goawayReceived = (lastStreamID, errorCode)
+            logger.debug(
+                "GOAWAY received: last stream \(lastStreamID), \(errorCode)\(debugData.isEmpty ? "" : ", \(String(decoding: debugData, as: UTF8.self))")"
+            )
+        case .ping(let opaqueData) where frame.flags.contains(.ack):
+            pingAcknowledged(opaqueData)
+        default:
+            break
+        }
+    }
+
+    private func fieldBlockReceived(streamID: Int32, category: HeadersCategory, fields: [HeaderField], endStream: Bool) {
+        switch role {
+        case .client:
+            clientFieldBlock(streamID: streamID, fields: fields, endStream: endStream)
+        case .server(let handler, _):
+            if category == .request {
+                requestReceived(streamID: streamID, fields: fields, endStream: endStream, handler: handler)
+            } else if let stream = streams[streamID] {
+                stream.inbound.finish(trailers: HTTPFields(http2Fields: fields))
+            }
+        }
+    }
+
+    private func dataReceived(streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
+        guard let stream = streams[streamID], let context else {
+            // Nobody reads this stream any more: give the bytes back to the connection window at once.
+            try? session.consume(streamID: streamID, count: bytes.count)
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        let credit = stream.inbound.receive(buffer)
+        if credit > 0 { try? session.consume(streamID: streamID, count: credit) }
+    }
+
+    private func streamClosed(_ streamID: Int32, _ errorCode: ErrorCode) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        let error: HTTP2Error =
+            switch errorCode {
+            case .refusedStream: .notProcessed(streamID: streamID)
+            default: .streamReset(streamID: streamID, errorCode: errorCode, byPeer: stream.resetByPeer)
+            }
+        if errorCode == .noError {
+            // A clean end: only what is still waiting learns that the stream is over.
+            if let response = stream.response {
+                stream.response = nil
+                response.resume(throwing: HTTP2Error.malformedMessage("stream \(streamID) ended without a response"))
+            }
+            let discarded = stream.inbound.fail(error)
+            if discarded > 0 { try? session.consumeConnection(count: discarded) }
+            stream.outbound?.fail(error)
+            stream.outbound = nil
+        } else {
+            logger.debug("stream \(streamID) closed: \(error)")
+            fail(stream, error)
+        }
+    }
+
+    private func frameNotSent(_ frame: Frame, _ error: NGHTTP2Error) {
+        logger.debug("frame not sent (\(error)): \(frame.type) on stream \(frame.streamID)")
+        guard frame.type == .headers, let stream = streams.removeValue(forKey: frame.streamID) else { return }
+        switch error {
+        case .startStreamNotAllowed, .streamClosing, .sessionClosing:
+            fail(stream, HTTP2Error.notProcessed(streamID: frame.streamID))
+        default:
+            fail(stream, HTTP2Error.protocolViolation(error))
+        }
+    }
+
+    // MARK: PING
+
+    /// Sends a PING; `continuation` gets the round-trip time when the ACK arrives.
+    func ping(_ continuation: CheckedContinuation<Duration, any Error>) {
+        let data = nextPingData
+        nextPingData &+= 1
+        do {
+            try session.submitPing(opaqueData: data)
+        } catch {
+            return continuation.resume(throwing: error)
+        }
+        pings[data] = (ContinuousClock.now, continuation)
+        scheduleFlush()
+    }
+
+    private func pingAcknowledged(_ data: UInt64) {
+        if let ping = pings.removeValue(forKey: data) {
+            ping.continuation.resume(returning: ContinuousClock.now - ping.sent)
+        }
+        if data == shutdownPing {
+            shutdownPing = nil
+            sendFinalGoaway()
+        }
+    }
+}

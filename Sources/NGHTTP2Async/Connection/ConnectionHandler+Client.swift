@@ -1,0 +1,112 @@
+import NIOCore
+import HTTPTypes
+import NGHTTP2
+import NIOConcurrencyHelpers
+
+extension ConnectionHandler {
+    /// Submits a request. The response (or its failure) resumes `continuation`.
+    /// Returns the writer of a streaming body, for the caller to run its producer.
+    func startRequest(
+        _ head: HTTPRequest,
+        body: Body,
+        cancellation: RequestCancellation,
+        continuation: CheckedContinuation<Response, any Error>
+    ) -> (OutboundBody.Reference, @Sendable (BodyWriter) async throws -> Void)? {
+        guard let reference, !isClosing else {
+            continuation.resume(throwing: HTTP2Error.sessionClosed)
+            return nil
+        }
+        guard !cancellation.isCancelled else {
+            continuation.resume(throwing: CancellationError())
+            return nil
+        }
+        guard goawayReceived == nil, session.isRequestAllowed else {
+            continuation.resume(throwing: HTTP2Error.notProcessed(streamID: Int32(bitPattern: session.nextStreamID)))
+            return nil
+        }
+        let outbound: OutboundBody?
+        var producer: (@Sendable (BodyWriter) async throws -> Void)?
+        switch body.storage {
+        case .empty: outbound = nil
+        case .bytes(let bytes, let trailers): outbound = OutboundBody(bytes: bytes, trailers: trailers)
+        case .writer(let produce):
+            outbound = OutboundBody(highWatermark: configuration.bodyHighWatermark)
+            producer = produce
+        }
+        let streamID: Int32
+        do {
+            streamID = try session.submitRequest(head.http2Fields, body: outbound.map { dataProvider(for: $0) })
+        } catch {
+            continuation.resume(throwing: error)
+            return nil
+        }
+        outbound?.streamID = streamID
+        let stream = StreamContext(id: streamID, inbound: StreamReader.Storage(streamID: streamID, connection: reference))
+        stream.outbound = outbound
+        stream.response = continuation
+        streams[streamID] = stream
+        cancellation.started(streamID)
+        scheduleFlush()
+        guard let outbound, let producer else { return nil }
+        return (OutboundBody.Reference(body: NIOLoopBound(outbound, eventLoop: reference.eventLoop), connection: reference), producer)
+    }
+
+    func clientFieldBlock(streamID: Int32, fields: [HeaderField], endStream: Bool) {
+        guard let stream = streams[streamID] else { return }
+        if stream.headReceived {
+            stream.inbound.finish(trailers: HTTPFields(http2Fields: fields))
+            return
+        }
+        let head: HTTPResponse
+        do {
+            head = try HTTPResponse(http2Fields: fields)
+        } catch {
+            return resetStream(streamID, errorCode: .protocolError, failing: error)
+        }
+        if head.status.kind == .informational { return }
+        stream.headReceived = true
+        if endStream { stream.inbound.finish(trailers: nil) }
+        if let continuation = stream.response {
+            stream.response = nil
+            continuation.resume(returning: Response(head: head, body: StreamReader(storage: stream.inbound), streamID: streamID))
+        }
+    }
+
+    /// Sends GOAWAY and lets open streams finish; the connection closes when the last one does.
+    func closeGracefully() {
+        guard !isClosing else { return }
+        try? session.submitGoaway(lastStreamID: session.lastProcessedStreamID, errorCode: .noError)
+        flush()
+    }
+
+    /// Ends the connection now with GOAWAY(`errorCode`); open streams fail.
+    func terminate(_ errorCode: ErrorCode) {
+        failAllStreams(HTTP2Error.connectionClosed(errorCode: errorCode))
+        try? session.terminate(errorCode: errorCode)
+        flush()
+    }
+}
+
+/// Lets a cancelled request task reset its stream, whether or not the stream exists yet.
+final class RequestCancellation: Sendable {
+    private struct State {
+        var cancelled = false
+        var streamID: Int32?
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    var isCancelled: Bool { state.withLockedValue { $0.cancelled } }
+
+    func started(_ streamID: Int32) {
+        state.withLockedValue { $0.streamID = streamID }
+    }
+
+    /// Marks the request cancelled; returns its stream ID if it has one.
+    func cancel() -> Int32? {
+        state.withLockedValue { state in
+            state.cancelled = true
+            return state.streamID
+        }
+    }
+}

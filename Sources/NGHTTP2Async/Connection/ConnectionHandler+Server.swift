@@ -1,0 +1,146 @@
+import NIOCore
+import HTTPTypes
+import Logging
+import NGHTTP2
+
+extension ConnectionHandler {
+    func requestReceived(streamID: Int32, fields: [HeaderField], endStream: Bool, handler: @escaping ServerSession.Handler) {
+        guard let reference else { return }
+        let head: HTTPRequest
+        do {
+            head = try HTTPRequest(http2Fields: fields)
+        } catch {
+            logger.debug("stream \(streamID): \(error)")
+            try? session.submitRSTStream(streamID: streamID, errorCode: .protocolError)
+            return
+        }
+        let storage = StreamReader.Storage(streamID: streamID, connection: reference)
+        let stream = StreamContext(id: streamID, inbound: storage)
+        stream.headReceived = true
+        if endStream { storage.finish(trailers: nil) }
+        streams[streamID] = stream
+        let request = Request(head: head, body: StreamReader(storage: storage), streamID: streamID, connection: reference)
+        let logger = self.logger
+        stream.handlerTask = Task { [reference] in
+            await respond(to: request, with: handler, connection: reference, logger: logger)
+        }
+    }
+
+}
+
+/// Runs the handler for one request and sends what it returns (in the request's own task).
+private func respond(
+    to request: Request,
+    with handler: ServerSession.Handler,
+    connection: ConnectionReference,
+    logger: Logger
+) async {
+    let streamID = request.streamID
+    do {
+        let response = try await handler(request)
+        guard case .writer(let produce) = response.body.storage else {
+            connection.execute { $0.submitResponse(streamID: streamID, response) }
+            return
+        }
+        let writer = try await withCheckedThrowingContinuation { continuation in
+            connection.execute { continuation.resume(with: $0.submitStreamingResponse(streamID: streamID, response.head)) }
+        }
+        do {
+            try await produce(BodyWriter(storage: writer))
+            writer.finishIfNeeded()
+        } catch {
+            logger.error("stream \(streamID): the response body failed: \(error)")
+            writer.abort(error)
+        }
+    } catch is CancellationError {
+        connection.execute { $0.handlerFailed(streamID: streamID, error: CancellationError()) }
+    } catch {
+        logger.error("stream \(streamID): handler failed: \(error)")
+        connection.execute { $0.handlerFailed(streamID: streamID, error: error) }
+    }
+}
+
+extension ConnectionHandler {
+    func submitResponse(streamID: Int32, _ response: ServerResponse) {
+        guard let stream = streams[streamID], !stream.responseSubmitted else { return }
+        let outbound: OutboundBody? =
+            switch response.body.storage {
+            case .bytes(let bytes, let trailers): OutboundBody(bytes: bytes, trailers: trailers)
+            default: nil
+            }
+        submit(stream, response.head, outbound)
+    }
+
+    func submitStreamingResponse(streamID: Int32, _ head: HTTPResponse) -> Result<OutboundBody.Reference, any Error> {
+        guard let reference, let stream = streams[streamID], !stream.responseSubmitted else {
+            return .failure(HTTP2Error.streamReset(streamID: streamID, errorCode: .cancel, byPeer: true))
+        }
+        let outbound = OutboundBody(highWatermark: configuration.bodyHighWatermark)
+        submit(stream, head, outbound)
+        guard stream.outbound != nil else { return .failure(HTTP2Error.streamReset(streamID: streamID, errorCode: .internalError, byPeer: false)) }
+        return .success(OutboundBody.Reference(body: NIOLoopBound(outbound, eventLoop: reference.eventLoop), connection: reference))
+    }
+
+    private func submit(_ stream: StreamContext, _ head: HTTPResponse, _ outbound: OutboundBody?) {
+        outbound?.streamID = stream.id
+        do {
+            try session.submitResponse(streamID: stream.id, head.http2Fields, body: outbound.map { dataProvider(for: $0) })
+            stream.responseSubmitted = true
+            stream.outbound = outbound
+        } catch {
+            logger.error("stream \(stream.id): cannot submit the response: \(error)")
+            resetStream(stream.id, errorCode: .internalError, failing: error)
+        }
+        scheduleFlush()
+    }
+
+    func submitInformational(streamID: Int32, _ response: HTTPResponse) {
+        guard let stream = streams[streamID], !stream.responseSubmitted else { return }
+        try? session.submitHeaders(streamID: streamID, response.http2Fields)
+        scheduleFlush()
+    }
+
+    /// The handler threw: 500 if nothing was sent yet, otherwise RST_STREAM INTERNAL_ERROR.
+    func handlerFailed(streamID: Int32, error: any Error) {
+        guard let stream = streams[streamID] else { return }
+        if error is CancellationError {
+            resetStream(streamID, errorCode: .cancel, failing: error)
+        } else if stream.responseSubmitted {
+            resetStream(streamID, errorCode: .internalError, failing: error)
+        } else {
+            submitResponse(streamID: streamID, ServerResponse(status: .internalServerError, headers: [.contentLength: "0"]))
+        }
+    }
+
+    // MARK: Graceful shutdown
+
+    /// Starts a graceful shutdown: a GOAWAY notice now; the final GOAWAY (with the last stream processed) after
+    /// one round trip, so requests already on the wire are still served. The connection closes when the last
+    /// stream is done.
+    func beginShutdown() {
+        guard !isClosing, shutdownPing == nil, let reference else { return }
+        do {
+            try session.submitShutdownNotice()
+            let data = nextPingData
+            nextPingData &+= 1
+            try session.submitPing(opaqueData: data)
+            shutdownPing = data
+        } catch {
+            return sendFinalGoaway()
+        }
+        flush()
+        // Without a PING ACK within a second, send the final GOAWAY anyway.
+        reference.eventLoop.scheduleTask(in: .seconds(1)) { [handler = reference.handler] in
+            if handler.value.shutdownPing != nil {
+                handler.value.shutdownPing = nil
+                handler.value.sendFinalGoaway()
+            }
+        }
+    }
+
+    func sendFinalGoaway() {
+        guard !isClosing else { return }
+        try? session.submitGoaway(errorCode: .noError)
+        flush()
+    }
+}

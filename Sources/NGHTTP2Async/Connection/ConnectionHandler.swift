@@ -1,0 +1,261 @@
+import NIOCore
+import HTTPTypes
+import Logging
+import NGHTTP2
+
+/// What a connection needs to know from its client or server configuration.
+struct ConnectionConfiguration: Sendable {
+    var settings: [Setting]
+    var options: Session.Options
+    var connectionWindowSize: Int32
+    var bodyHighWatermark: Int
+    var logger: Logger
+}
+
+/// Owns one ``Session`` on its channel's event loop: feeds it what the socket reads, writes what it has to send
+/// once per read burst (or event-loop tick), and connects its streams to readers, writers and handler tasks.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum Role {
+        case client
+        case server(handler: ServerSession.Handler, pool: ConnectionPool)
+    }
+
+    let session: Session
+    let role: Role
+    let configuration: ConnectionConfiguration
+    var logger: Logger
+    var context: ChannelHandlerContext?
+    var reference: ConnectionReference?
+    var streams: [Int32: StreamContext] = [:]
+    /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
+    var isReading = false
+    var flushScheduled = false
+    var isClosing = false
+    /// The GOAWAY received from the peer, if any.
+    var goawayReceived: (lastStreamID: Int32, errorCode: ErrorCode)?
+    /// PINGs in flight, by opaque data.
+    var pings: [UInt64: (sent: ContinuousClock.Instant, continuation: CheckedContinuation<Duration, any Error>)] = [:]
+    var nextPingData: UInt64 = 1
+    /// Set once the connection is closed, with why.
+    let closed: EventLoopPromise<Void>
+    /// Server graceful shutdown: the PING whose ACK triggers the final GOAWAY.
+    var shutdownPing: UInt64?
+
+    init(role: Role, configuration: ConnectionConfiguration, closed: EventLoopPromise<Void>) throws {
+        self.role = role
+        self.configuration = configuration
+        self.logger = configuration.logger
+        self.closed = closed
+        var options = configuration.options
+        options.noAutoWindowUpdate = true
+        switch role {
+        case .client: session = try Session(role: .client, options: options)
+        case .server: session = try Session(role: .server, options: options)
+        }
+        installCallbacks()
+    }
+
+    var isServer: Bool {
+        if case .server = role { return true }
+        return false
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.reference = ConnectionReference(self, eventLoop: context.eventLoop)
+        logger[metadataKey: "h2.peer"] = "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"
+        if context.channel.isActive { start() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start()
+        context.fireChannelActive()
+    }
+
+    private var started = false
+
+    private func start() {
+        guard !started else { return }
+        started = true
+        do {
+            try session.submitSettings(configuration.settings)
+            if configuration.connectionWindowSize > HTTP2Constants.initialWindowSize {
+                try session.setLocalWindowSize(configuration.connectionWindowSize)
+            }
+        } catch {
+            logger.error("cannot start the HTTP/2 session: \(error)")
+            context?.close(promise: nil)
+            return
+        }
+        if case .server(_, let pool) = role, let reference { pool.add(reference) }
+        logger.debug("HTTP/2 connection started")
+        flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        isReading = true
+        do {
+            try buffer.withUnsafeReadableBytes { bytes in
+                _ = try session.receive(bytes)
+            }
+        } catch let error as NGHTTP2Error {
+            connectionError(error)
+        } catch {
+            logger.error("HTTP/2 callback failed: \(error)")
+            connectionError(.callbackFailure)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        isReading = false
+        flush()
+        context.fireChannelReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flush() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connectionEnded()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    // MARK: Output
+
+    /// Writes what the session has to send after the current read burst or event-loop tick.
+    func scheduleFlush() {
+        guard !isReading, !flushScheduled, let reference else { return }
+        flushScheduled = true
+        reference.eventLoop.execute { [handler = reference.handler] in
+            handler.value.flushScheduled = false
+            handler.value.flush()
+        }
+    }
+
+    /// Drains the session's output into one buffer and writes it; closes the channel when the session is done.
+    func flush() {
+        guard let context, context.channel.isActive else { return }
+        if context.channel.isWritable {
+            var buffer = context.channel.allocator.buffer(capacity: 0)
+            do {
+                try session.send { bytes in buffer.writeBytes(bytes) }
+            } catch let error as NGHTTP2Error {
+                return connectionError(error)
+            } catch {
+                logger.error("HTTP/2 send failed: \(error)")
+                return connectionError(.callbackFailure)
+            }
+            if buffer.readableBytes > 0 {
+                context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            }
+        }
+        if !session.wantsRead && !session.wantsWrite && !isClosing {
+            isClosing = true
+            logger.debug("HTTP/2 session finished; closing")
+            // Close after everything written so far has reached the socket.
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                context.close(promise: nil)
+            }
+        }
+    }
+
+    /// A fatal protocol error: GOAWAY with the matching code, flush, close; every stream fails.
+    func connectionError(_ error: NGHTTP2Error) {
+        logger.debug("HTTP/2 connection error: \(error)")
+        let code: ErrorCode =
+            switch error {
+            case .flooded, .tooManyContinuations: .enhanceYourCalm
+            case .headerCompression: .compressionError
+            case .flowControl: .flowControlError
+            case .frameSizeError: .frameSizeError
+            case .callbackFailure, .noMemory: .internalError
+            default: .protocolError
+            }
+        failAllStreams(HTTP2Error.protocolViolation(error))
+        try? session.terminate(errorCode: code)
+        flush()
+        if !isClosing, let context {
+            isClosing = true
+            context.close(promise: nil)
+        }
+    }
+
+    private func connectionEnded() {
+        let error = HTTP2Error.connectionClosed(errorCode: goawayReceived?.errorCode)
+        failAllStreams(error)
+        for (_, ping) in pings { ping.continuation.resume(throwing: error) }
+        pings.removeAll()
+        if case .server(_, let pool) = role, let reference { pool.remove(reference) }
+        logger.debug("HTTP/2 connection closed")
+        closed.succeed()
+    }
+
+    func failAllStreams(_ error: any Error) {
+        let open = streams
+        streams.removeAll()
+        for (_, stream) in open { fail(stream, error) }
+    }
+
+    /// Fails everything waiting on a stream that is gone.
+    func fail(_ stream: StreamContext, _ error: any Error) {
+        if let response = stream.response {
+            stream.response = nil
+            response.resume(throwing: error)
+        }
+        let discarded = stream.inbound.fail(error)
+        if discarded > 0 { try? session.consumeConnection(count: discarded) }
+        stream.outbound?.fail(error)
+        stream.outbound = nil
+        stream.handlerTask?.cancel()
+    }
+
+    // MARK: Flow control and stream control (from readers, writers and tasks)
+
+    func credit(from storage: StreamReader.Storage) {
+        let count = storage.takeCredit()
+        guard count > 0 else { return }
+        try? session.consume(streamID: storage.streamID, count: count)
+        scheduleFlush()
+    }
+
+    func readerDropped(streamID: Int32, unread: Int, cancel: Bool) {
+        if unread > 0 { try? session.consume(streamID: streamID, count: unread) }
+        if cancel, streams[streamID] != nil { try? session.submitRSTStream(streamID: streamID, errorCode: .cancel) }
+        scheduleFlush()
+    }
+
+    func resetStream(_ streamID: Int32, errorCode: ErrorCode, failing error: any Error) {
+        guard let stream = streams[streamID] else { return }
+        try? session.submitRSTStream(streamID: streamID, errorCode: errorCode)
+        streams[streamID] = nil
+        fail(stream, error)
+        scheduleFlush()
+    }
+
+    /// A writer queued bytes or finished: let libnghttp2 read them.
+    func bodyHasData(_ body: OutboundBody) {
+        session.resumeData(streamID: body.streamID)
+        scheduleFlush()
+    }
+
+    /// Makes a DATA provider reading from `body`.
+    func dataProvider(for body: OutboundBody) -> DataProvider {
+        DataProvider { [unowned self] buffer, _ in try body.read(into: buffer, session: session) }
+    }
+}
+
+@available(*, unavailable)
+extension ConnectionHandler: Sendable {}

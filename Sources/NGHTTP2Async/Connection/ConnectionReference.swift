@@ -1,0 +1,38 @@
+import NIOCore
+import NGHTTP2
+
+/// A sendable handle on a connection handler: everything it does hops to the connection's event loop.
+struct ConnectionReference: Sendable {
+    let eventLoop: any EventLoop
+    let handler: NIOLoopBound<ConnectionHandler>
+    /// Identifies the connection.
+    let id: ObjectIdentifier
+
+    init(_ handler: ConnectionHandler, eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+        self.handler = NIOLoopBound(handler, eventLoop: eventLoop)
+        self.id = ObjectIdentifier(handler)
+    }
+
+    /// Runs `body` on the event loop (at once when already there).
+    func execute(_ body: @escaping @Sendable (ConnectionHandler) -> Void) {
+        if eventLoop.inEventLoop {
+            body(handler.value)
+        } else {
+            let handler = self.handler
+            eventLoop.execute { body(handler.value) }
+        }
+    }
+
+    func credit(_ storage: StreamReader.Storage) {
+        execute { $0.credit(from: storage) }
+    }
+
+    func cancelStream(_ streamID: Int32) {
+        execute { $0.resetStream(streamID, errorCode: .cancel, failing: CancellationError()) }
+    }
+
+    func readerDropped(streamID: Int32, unread: Int, cancel: Bool) {
+        execute { $0.readerDropped(streamID: streamID, unread: unread, cancel: cancel) }
+    }
+}

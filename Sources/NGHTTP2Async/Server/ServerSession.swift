@@ -1,0 +1,138 @@
+public import NIOCore
+public import NGHTTP2
+public import NIOPosix
+public import Logging
+
+/// An HTTP/2 server: accepts connections (cleartext, prior knowledge) and answers each request with a handler.
+///
+/// ```swift
+/// let server = try await ServerSession.bind(host: "127.0.0.1", port: 8080) { request in
+///     let body = try await request.body.collect(upTo: 1 << 20)
+///     return ServerResponse(status: .ok, headers: [.contentType: "text/plain"], body: .bytes(body))
+/// }
+/// try await server.run()   // until closed; cancelling run() shuts down gracefully
+/// ```
+///
+/// Each request runs in its own task; connections are spread over the event loops of the group. A handler that
+/// throws gives 500 (or RST_STREAM INTERNAL_ERROR once the response has started), is logged, and harms nothing
+/// else. A handler's task is cancelled when its stream is reset or its connection goes away.
+public final class ServerSession: Sendable {
+    /// Answers one request.
+    public typealias Handler = @Sendable (Request) async throws -> ServerResponse
+
+    let channel: any Channel
+    let pool: ConnectionPool
+    let configuration: Configuration
+
+    /// The port the server listens on (useful after binding port 0).
+    public var port: Int { channel.localAddress?.port ?? 0 }
+    /// The address the server listens on.
+    public var localAddress: SocketAddress? { channel.localAddress }
+    /// How many connections are open.
+    public var connectionCount: Int { pool.count }
+
+    init(channel: any Channel, pool: ConnectionPool, configuration: Configuration) {
+        self.channel = channel
+        self.pool = pool
+        self.configuration = configuration
+    }
+
+    /// Starts listening on `host:port` (port 0 picks a free port; see ``port``).
+    public static func bind(
+        host: String = "127.0.0.1",
+        port: Int,
+        configuration: Configuration = Configuration(),
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        handler: @escaping Handler
+    ) async throws -> ServerSession {
+        let pool = ConnectionPool()
+        let connectionConfiguration = configuration.connectionConfiguration
+        let channel = try await ServerBootstrap(group: eventLoopGroup)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let closed = channel.eventLoop.makePromise(of: Void.self)
+                    let connection = try ConnectionHandler(
+                        role: .server(handler: handler, pool: pool),
+                        configuration: connectionConfiguration,
+                        closed: closed
+                    )
+                    try channel.pipeline.syncOperations.addHandler(connection)
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        configuration.logger.debug("listening on \(channel.localAddress.map { "\($0)" } ?? "?")")
+        return ServerSession(channel: channel, pool: pool, configuration: configuration)
+    }
+
+    /// Waits until the server is closed. Cancelling the waiting task closes the server gracefully.
+    public func run() async throws {
+        try await withTaskCancellationHandler {
+            try await channel.closeFuture.get()
+            while pool.count > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        } onCancel: {
+            Task { await self.close() }
+        }
+    }
+
+    /// Closes gracefully: stops accepting, tells every connection to finish (GOAWAY notice, then the final GOAWAY
+    /// one round trip later), waits for their streams up to `gracePeriod`, then closes what is left.
+    public func close(gracePeriod: Duration? = nil) async {
+        try? await channel.close()
+        for connection in pool.all { connection.execute { $0.beginShutdown() } }
+        let deadline = ContinuousClock.now + (gracePeriod ?? configuration.gracePeriod)
+        while pool.count > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        for connection in pool.all { connection.execute { $0.terminate(.noError) } }
+        while pool.count > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+    }
+}
+
+extension ServerSession {
+    /// What a ``ServerSession`` advertises and how it treats its connections.
+    public struct Configuration: Sendable {
+        /// SETTINGS_MAX_CONCURRENT_STREAMS: streams one client may have open at once. Default 100.
+        public var maxConcurrentStreams: UInt32 = 100
+        /// SETTINGS_MAX_HEADER_LIST_SIZE, enforced here (libnghttp2 1.52 does not): a larger request gets 431.
+        /// Default 32 KiB.
+        public var maxHeaderListSize: UInt32 = 32 << 10
+        /// This side's receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE): how much of one request body a
+        /// client may send before the handler reads. Default 1 MiB.
+        public var streamWindowSize: UInt32 = 1 << 20
+        /// This side's receive window for each connection. Default 8 MiB.
+        public var connectionWindowSize: Int32 = 8 << 20
+        /// More SETTINGS to send (the ones above and SETTINGS_NO_RFC7540_PRIORITIES = 1 are always sent).
+        public var additionalSettings: [Setting] = []
+        /// libnghttp2 tuning (``Session/Options/noAutoWindowUpdate`` is always on: reading credits the windows).
+        public var options = Session.Options()
+        /// How long a graceful close waits for streams in flight. Default 10 seconds.
+        public var gracePeriod: Duration = .seconds(10)
+        /// A streaming response body's writer waits while more than this many bytes are queued.
+        public var bodyHighWatermark = 256 << 10
+        /// Where connection events (debug) and frames (trace) are logged.
+        public var logger = Logger(label: "nghttp2.server")
+
+        /// The defaults described on each property.
+        public init() {}
+
+        var connectionConfiguration: ConnectionConfiguration {
+            ConnectionConfiguration(
+                settings: [
+                    Setting(.maxConcurrentStreams, maxConcurrentStreams),
+                    Setting(.initialWindowSize, streamWindowSize),
+                    Setting(.maxHeaderListSize, maxHeaderListSize),
+                    Setting(.noRFC7540Priorities, 1),
+                ] + additionalSettings,
+                options: options,
+                connectionWindowSize: connectionWindowSize,
+                bodyHighWatermark: bodyHighWatermark,
+                logger: logger
+            )
+        }
+    }
+}

@@ -1,0 +1,81 @@
+public import NIOCore
+public import HTTPTypes
+
+/// The body of a message this side sends: none, bytes, an `AsyncSequence` of chunks, or written by a closure.
+///
+/// Sending never fails because a flow-control window is full: a streaming body's writer simply waits until the
+/// stream and connection windows (and the socket) take more.
+public struct Body: Sendable {
+    enum Storage: Sendable {
+        case empty
+        case bytes(ByteBuffer, trailers: HTTPFields?)
+        case writer(@Sendable (BodyWriter) async throws -> Void)
+    }
+
+    let storage: Storage
+
+    /// No body: END_STREAM goes on the HEADERS frame.
+    public static let empty = Body(storage: .empty)
+
+    /// A body of these bytes, then `trailers` if given.
+    public static func bytes(_ bytes: ByteBuffer, trailers: HTTPFields? = nil) -> Body {
+        Body(storage: .bytes(bytes, trailers: trailers))
+    }
+
+    /// A body of these bytes, then `trailers` if given.
+    public static func bytes(_ bytes: some Sequence<UInt8>, trailers: HTTPFields? = nil) -> Body {
+        Body(storage: .bytes(ByteBuffer(bytes: bytes), trailers: trailers))
+    }
+
+    /// A body of this text in UTF-8.
+    public static func text(_ text: String, trailers: HTTPFields? = nil) -> Body {
+        Body(storage: .bytes(ByteBuffer(string: text), trailers: trailers))
+    }
+
+    /// A body streamed from `chunks` as they come. Each chunk is sent as soon as flow control allows.
+    public static func stream<Chunks: AsyncSequence & Sendable>(_ chunks: Chunks, trailers: HTTPFields? = nil) -> Body
+    where Chunks.Element == ByteBuffer {
+        Body(storage: .writer { writer in
+            for try await chunk in chunks { try await writer.write(chunk) }
+            if let trailers { try await writer.finish(trailers: trailers) }
+        })
+    }
+
+    /// A body written by `produce`, which may call ``BodyWriter/write(_:)`` any number of times and
+    /// ``BodyWriter/finish(trailers:)`` once; the body ends when `produce` returns.
+    public static func writer(_ produce: @escaping @Sendable (BodyWriter) async throws -> Void) -> Body {
+        Body(storage: .writer(produce))
+    }
+
+    var isEmpty: Bool {
+        if case .empty = storage { return true }
+        return false
+    }
+}
+
+/// Writes a streaming body. Each write waits while the stream has more than a window's worth queued, so a
+/// producer never runs ahead of the peer.
+public struct BodyWriter: Sendable {
+    let storage: OutboundBody.Reference
+
+    /// Queues `chunk`, waiting first if earlier chunks are still waiting for the flow-control window.
+    /// - Throws: ``HTTP2Error`` if the stream was reset or the connection closed.
+    public func write(_ chunk: ByteBuffer) async throws {
+        try await storage.write(chunk)
+    }
+
+    /// Queues these bytes; see ``write(_:)-(ByteBuffer)``.
+    public func write(_ bytes: some Sequence<UInt8>) async throws {
+        try await storage.write(ByteBuffer(bytes: bytes))
+    }
+
+    /// Queues this text in UTF-8; see ``write(_:)-(ByteBuffer)``.
+    public func write(_ text: String) async throws {
+        try await storage.write(ByteBuffer(string: text))
+    }
+
+    /// Ends the body, sending `trailers` after it. Later writes throw.
+    public func finish(trailers: HTTPFields? = nil) async throws {
+        try await storage.finish(trailers: trailers)
+    }
+}

@@ -1,0 +1,142 @@
+import NIOCore
+import HTTPTypes
+
+extension StreamReader {
+    /// The buffer between the connection (which receives DATA on its event loop) and the application (which reads
+    /// from a task). Plain state: every method says what the caller must do next; no locks, no I/O.
+    struct StateMachine {
+        enum End {
+            case open
+            case finished
+            case failed(any Error)
+        }
+
+        private(set) var chunks = CircularBuffer<ByteBuffer>()
+        private(set) var bufferedBytes = 0
+        private(set) var end = End.open
+        private(set) var trailers: HTTPFields?
+        private(set) var isDropped = false
+        private var waiter: CheckedContinuation<ByteBuffer?, any Error>?
+        private var waiterMaxBytes = Int.max
+        /// Bytes handed to the application but not yet credited to the flow-control windows.
+        private(set) var pendingCredit = 0
+        private var creditScheduled = false
+
+        enum ReceiveAction {
+            /// Hand the chunk to this waiting reader and credit its bytes at once.
+            case resume(CheckedContinuation<ByteBuffer?, any Error>, ByteBuffer)
+            /// Kept until the application reads it.
+            case buffered
+            /// Nobody will read it: credit its bytes back at once.
+            case discard(Int)
+        }
+
+        mutating func receive(_ chunk: ByteBuffer) -> ReceiveAction {
+            guard case .open = end, !isDropped else { return .discard(chunk.readableBytes) }
+            if let waiter {
+                self.waiter = nil
+                guard chunk.readableBytes > waiterMaxBytes else { return .resume(waiter, chunk) }
+                var rest = chunk
+                let head = rest.readSlice(length: waiterMaxBytes)!
+                chunks.append(rest)
+                bufferedBytes += rest.readableBytes
+                return .resume(waiter, head)
+            }
+            chunks.append(chunk)
+            bufferedBytes += chunk.readableBytes
+            return .buffered
+        }
+
+        enum EndAction {
+            case resume(CheckedContinuation<ByteBuffer?, any Error>, Result<ByteBuffer?, any Error>)
+            case none
+        }
+
+        /// The stream's inbound side ended cleanly, with trailers if any.
+        mutating func finish(trailers: HTTPFields?) -> EndAction {
+            guard case .open = end else { return .none }
+            end = .finished
+            self.trailers = trailers
+            if let waiter {
+                self.waiter = nil
+                return .resume(waiter, .success(nil))
+            }
+            return .none
+        }
+
+        /// The stream failed: buffered bytes are dropped (and must be credited back: `discarded`).
+        mutating func fail(_ error: any Error) -> (action: EndAction, discarded: Int) {
+            guard case .open = end else { return (.none, 0) }
+            end = .failed(error)
+            let discarded = bufferedBytes
+            chunks.removeAll()
+            bufferedBytes = 0
+            if let waiter {
+                self.waiter = nil
+                return (.resume(waiter, .failure(error)), discarded)
+            }
+            return (.none, discarded)
+        }
+
+        enum ReadAction {
+            case chunk(ByteBuffer, scheduleCredit: Bool)
+            case end
+            case failed(any Error)
+            case wait
+        }
+
+        /// The application wants up to `maxBytes` bytes.
+        mutating func read(maxBytes: Int) -> ReadAction {
+            if var first = chunks.first {
+                let chunk: ByteBuffer
+                if first.readableBytes > maxBytes {
+                    chunk = first.readSlice(length: maxBytes)!
+                    chunks[chunks.startIndex] = first
+                } else {
+                    chunk = chunks.removeFirst()
+                }
+                bufferedBytes -= chunk.readableBytes
+                return .chunk(chunk, scheduleCredit: addCredit(chunk.readableBytes))
+            }
+            switch end {
+            case .open: return .wait
+            case .finished: return .end
+            case .failed(let error): return .failed(error)
+            }
+        }
+
+        /// The reader suspends: the next chunk or the end resumes `continuation`. Only after `read` said `.wait`.
+        mutating func wait(_ continuation: CheckedContinuation<ByteBuffer?, any Error>, maxBytes: Int) {
+            precondition(waiter == nil, "a StreamReader is read by one task at a time")
+            waiter = continuation
+            waiterMaxBytes = maxBytes
+        }
+
+        /// The bytes of a chunk handed straight to a waiter were credited by the connection.
+        /// Returns whether a credit hop must be scheduled for bytes the reader took from the buffer.
+        private mutating func addCredit(_ count: Int) -> Bool {
+            pendingCredit += count
+            if creditScheduled { return false }
+            creditScheduled = true
+            return true
+        }
+
+        /// The connection takes the credit collected so far.
+        mutating func takeCredit() -> Int {
+            creditScheduled = false
+            defer { pendingCredit = 0 }
+            return pendingCredit
+        }
+
+        /// The application dropped the reader: what is buffered is returned to the windows, and an open stream
+        /// must be cancelled.
+        mutating func drop() -> (unread: Int, wasOpen: Bool) {
+            isDropped = true
+            let unread = bufferedBytes
+            chunks.removeAll()
+            bufferedBytes = 0
+            if case .open = end { return (unread, true) }
+            return (unread, false)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+public import NIOCore
+public import HTTPTypes
+import NIOConcurrencyHelpers
+
+/// The body of a received message, read as the application wants it.
+///
+/// Flow control follows reading: the connection credits the peer's send window only with the bytes the
+/// application has taken out of the reader, so a reader that is not read holds at most one stream window of
+/// memory and the peer simply waits. Read chunks as an `AsyncSequence`, read up to n bytes at a time, or collect
+/// everything up to a limit. Chunk boundaries carry no meaning.
+///
+/// Dropping a reader before its end cancels the stream (RST_STREAM CANCEL) and credits whatever it had buffered
+/// back to the connection, so other streams keep their full window.
+public final class StreamReader: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+
+    let storage: Storage
+
+    init(storage: Storage) {
+        self.storage = storage
+    }
+
+    deinit {
+        storage.readerDropped()
+    }
+
+    /// Reads the next chunk of at most `maxBytes` bytes, waiting for one if none is buffered.
+    ///
+    /// - Returns: the bytes, or `nil` at the end of the body.
+    /// - Throws: ``HTTP2Error`` if the stream was reset or the connection went away, or `CancellationError`.
+    public func read(upTo maxBytes: Int = .max) async throws -> ByteBuffer? {
+        try await storage.read(maxBytes: maxBytes)
+    }
+
+    /// Reads the whole body.
+    ///
+    /// - Throws: ``HTTP2Error/bodyTooLarge(limit:)`` as soon as more than `limit` bytes arrived (the stream is then
+    ///   cancelled), or the errors of ``read(upTo:)``.
+    public func collect(upTo limit: Int) async throws -> ByteBuffer {
+        var result = ByteBuffer()
+        while var chunk = try await read() {
+            guard result.readableBytes + chunk.readableBytes <= limit else { throw HTTP2Error.bodyTooLarge(limit: limit) }
+            result.writeBuffer(&chunk)
+        }
+        return result
+    }
+
+    /// The trailers that ended the body, once the end was read; `nil` before that or when there were none.
+    public var trailers: HTTPFields? { storage.trailers }
+
+    /// Whether the end of the body was reached and everything buffered was read.
+    public var isFinished: Bool { storage.isFinished }
+
+    /// Bytes received and not yet read by the application.
+    public var bufferedByteCount: Int { storage.bufferedByteCount }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(reader: self) }
+
+    /// Iterates the body's chunks.
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let reader: StreamReader
+
+        public mutating func next() async throws -> ByteBuffer? { try await reader.read() }
+    }
+}
+
+extension StreamReader {
+    /// The reader's shared state: filled on the connection's event loop, read from the application's tasks.
+    final class Storage: Sendable {
+        private let state = NIOLockedValueBox(StateMachine())
+        /// Credits bytes to the stream's window on the connection's event loop.
+        private let connection: ConnectionReference
+        let streamID: Int32
+
+        init(streamID: Int32, connection: ConnectionReference) {
+            self.streamID = streamID
+            self.connection = connection
+        }
+
+        // MARK: Connection side (event loop)
+
+        /// Returns the bytes the connection must credit right away (handed to a waiting reader, or discarded).
+        func receive(_ chunk: ByteBuffer) -> Int {
+            let action = state.withLockedValue { $0.receive(chunk) }
+            switch action {
+            case .resume(let continuation, let chunk):
+                continuation.resume(returning: chunk)
+                return chunk.readableBytes
+            case .buffered:
+                return 0
+            case .discard(let count):
+                return count
+            }
+        }
+
+        func finish(trailers: HTTPFields?) {
+            let action = state.withLockedValue { $0.finish(trailers: trailers) }
+            if case .resume(let continuation, let result) = action { continuation.resume(with: result) }
+        }
+
+        /// Returns the buffered bytes that were dropped, for the connection to credit back.
+        func fail(_ error: any Error) -> Int {
+            let (action, discarded) = state.withLockedValue { $0.fail(error) }
+            if case .resume(let continuation, let result) = action { continuation.resume(with: result) }
+            return discarded
+        }
+
+        func takeCredit() -> Int { state.withLockedValue { $0.takeCredit() } }
+
+        var trailers: HTTPFields? { state.withLockedValue { $0.trailers } }
+
+        var isFinished: Bool {
+            state.withLockedValue { machine in
+                if case .finished = machine.end { return machine.bufferedBytes == 0 }
+                return false
+            }
+        }
+
+        var bufferedByteCount: Int { state.withLockedValue { $0.bufferedBytes } }
+
+        // MARK: Application side
+
+        func read(maxBytes: Int) async throws -> ByteBuffer? {
+            precondition(maxBytes > 0, "read(upTo:) needs a positive count")
+            switch state.withLockedValue({ $0.read(maxBytes: maxBytes) }) {
+            case .chunk(let chunk, let scheduleCredit):
+                if scheduleCredit { connection.credit(self) }
+                return chunk
+            case .end:
+                return nil
+            case .failed(let error):
+                throw error
+            case .wait:
+                break
+            }
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, any Error>) in
+                    let ready: StateMachine.ReadAction = state.withLockedValue { machine in
+                        let action = machine.read(maxBytes: maxBytes)
+                        if case .wait = action { machine.wait(continuation, maxBytes: maxBytes) }
+                        return action
+                    }
+                    switch ready {
+                    case .chunk(let chunk, let scheduleCredit):
+                        if scheduleCredit { connection.credit(self) }
+                        continuation.resume(returning: chunk)
+                    case .end:
+                        continuation.resume(returning: nil)
+                    case .failed(let error):
+                        continuation.resume(throwing: error)
+                    case .wait:
+                        break
+                    }
+                }
+            } onCancel: {
+                connection.cancelStream(streamID)
+            }
+        }
+
+        func readerDropped() {
+            let (unread, wasOpen) = state.withLockedValue { $0.drop() }
+            connection.readerDropped(streamID: streamID, unread: unread, cancel: wasOpen)
+        }
+    }
+}

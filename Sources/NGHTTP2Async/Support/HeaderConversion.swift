@@ -1,0 +1,85 @@
+public import HTTPTypes
+public import NGHTTP2
+
+/// Fields a HTTP/2 message must not carry ([RFC 9113 §8.2.2](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.2.2)).
+private let connectionSpecificFields: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
+
+extension HTTPFields {
+    /// Appends these fields as HTTP/2 header fields: names lower-cased, connection-specific fields dropped,
+    /// `.disallow` indexing kept as never-indexed.
+    func appendHTTP2Fields(to fields: inout [HeaderField]) {
+        for field in self {
+            let name = field.name.canonicalName
+            if connectionSpecificFields.contains(name) { continue }
+            if name == "te", field.value.lowercased() != "trailers" { continue }
+            fields.append(HeaderField(name, field.value, flags: field.indexingStrategy == .disallow ? .noIndex : []))
+        }
+    }
+
+    /// Collects received regular fields (pseudo-header fields are skipped).
+    init(http2Fields fields: [HeaderField]) {
+        self.init()
+        self.reserveCapacity(fields.count)
+        for field in fields where !field.name.hasPrefix(":") {
+            guard let name = HTTPField.Name(parsed: field.name) ?? HTTPField.Name(field.name) else { continue }
+            var httpField = HTTPField(name: name, value: field.value)
+            if field.flags.contains(.noIndex) { httpField.indexingStrategy = .disallow }
+            self.append(httpField)
+        }
+    }
+}
+
+extension HTTPRequest {
+    var http2Fields: [HeaderField] {
+        var fields: [HeaderField] = [HeaderField(":method", method.rawValue)]
+        if let scheme { fields.append(HeaderField(":scheme", scheme)) }
+        if let authority { fields.append(HeaderField(":authority", authority)) }
+        if let path { fields.append(HeaderField(":path", path)) }
+        if let protocolName = extendedConnectProtocol { fields.append(HeaderField(":protocol", protocolName)) }
+        headerFields.appendHTTP2Fields(to: &fields)
+        return fields
+    }
+
+    init(http2Fields fields: [HeaderField]) throws {
+        var method: String?
+        var scheme: String?
+        var authority: String?
+        var path: String?
+        var protocolName: String?
+        for field in fields where field.name.hasPrefix(":") {
+            switch field.name {
+            case ":method": method = field.value
+            case ":scheme": scheme = field.value
+            case ":authority": authority = field.value
+            case ":path": path = field.value
+            case ":protocol": protocolName = field.value
+            default: throw HTTP2Error.malformedMessage("unknown pseudo-header field \(field.name)")
+            }
+        }
+        guard let method, let parsedMethod = HTTPRequest.Method(method) else {
+            throw HTTP2Error.malformedMessage("request without a valid :method")
+        }
+        self.init(method: parsedMethod, scheme: scheme, authority: authority, path: path, headerFields: HTTPFields(http2Fields: fields))
+        if let protocolName { self.extendedConnectProtocol = protocolName }
+    }
+}
+
+extension HTTPResponse {
+    var http2Fields: [HeaderField] {
+        var fields: [HeaderField] = [HeaderField(":status", String(status.code))]
+        headerFields.appendHTTP2Fields(to: &fields)
+        return fields
+    }
+
+    init(http2Fields fields: [HeaderField]) throws {
+        guard let status = fields.first(where: { $0.name == ":status" }), let code = Int(status.value), (100...999).contains(code) else {
+            throw HTTP2Error.malformedMessage("response without a valid :status")
+        }
+        self.init(status: HTTPResponse.Status(code: code), headerFields: HTTPFields(http2Fields: fields))
+    }
+}
+
+extension ErrorCode {
+    /// The same code as swift-http-types spells it.
+    public var httpTypesCode: HTTP2ErrorCode { HTTP2ErrorCode(rawValue: rawValue) }
+}
