@@ -49,14 +49,31 @@ private func respond(
             try await produce(BodyWriter(storage: writer))
             writer.finishIfNeeded()
         } catch {
-            logger.error("stream \(streamID): the response body failed: \(error)")
+            if isPeerGone(error) {
+                logger.debug("stream \(streamID): the response body stopped: \(error)")
+            } else {
+                logger.error("stream \(streamID): the response body failed: \(error)")
+            }
             writer.abort(error)
         }
     } catch is CancellationError {
         connection.execute { $0.handlerFailed(streamID: streamID, error: CancellationError()) }
     } catch {
-        logger.error("stream \(streamID): handler failed: \(error)")
+        if isPeerGone(error) {
+            logger.debug("stream \(streamID): handler stopped: \(error)")
+        } else {
+            logger.error("stream \(streamID): handler failed: \(error)")
+        }
         connection.execute { $0.handlerFailed(streamID: streamID, error: error) }
+    }
+}
+
+/// Whether an error only says the peer reset the stream or went away (not worth an error log).
+private func isPeerGone(_ error: any Error) -> Bool {
+    switch error {
+    case is CancellationError: true
+    case HTTP2Error.streamReset(_, _, byPeer: true), HTTP2Error.connectionClosed, HTTP2Error.notProcessed: true
+    default: false
     }
 }
 

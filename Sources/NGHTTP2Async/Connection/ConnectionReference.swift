@@ -36,3 +36,29 @@ struct ConnectionReference: Sendable {
         execute { $0.readerDropped(streamID: streamID, unread: unread, cancel: cancel) }
     }
 }
+
+/// A connection's bookkeeping at one moment, for diagnostics and leak checks.
+struct ConnectionStatistics: Sendable, Equatable {
+    /// Streams the connection tracks.
+    var openStreams: Int
+    /// Streams with a body still sending in libnghttp2.
+    var sendingBodies: Int
+    /// The connection's receive window left for the peer.
+    var localWindowSize: Int
+    /// Received bytes not yet credited back.
+    var uncreditedBytes: Int
+}
+
+extension ConnectionReference {
+    func statistics() async throws -> ConnectionStatistics {
+        try await eventLoop.submit { [handler] in
+            let connection = handler.value
+            return ConnectionStatistics(
+                openStreams: connection.streams.count,
+                sendingBodies: connection.session.activeDataProviderCount,
+                localWindowSize: connection.session.localWindowSize,
+                uncreditedBytes: connection.session.effectiveReceivedDataLength
+            )
+        }.get()
+    }
+}
