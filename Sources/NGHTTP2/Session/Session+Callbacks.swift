@@ -19,6 +19,10 @@ extension Session {
         public var onFrameReceived: ((_ frame: Frame) throws -> Void)?
         /// A frame was sent (serialized into the output).
         public var onFrameSent: ((_ frame: Frame) throws -> Void)?
+        /// This side sent END_STREAM on `streamID` (on DATA or HEADERS): its half of the stream is done. Cheaper
+        /// than ``onFrameSent`` when that is all you need, e.g. for a server that answered before the request body
+        /// ended and now asks the client to stop with RST_STREAM NO_ERROR (RFC 9113 §8.1).
+        public var onEndStreamSent: ((_ streamID: Int32) throws -> Void)?
         /// A frame could not be sent, with the reason (e.g. ``NGHTTP2Error/startStreamNotAllowed`` after GOAWAY).
         public var onFrameNotSent: ((_ frame: Frame, _ error: NGHTTP2Error) throws -> Void)?
         /// A received frame was invalid; libnghttp2 has already reset the stream or closed the connection.

@@ -128,8 +128,16 @@ enum Trampolines {
 
     static let onFrameSent: nghttp2_on_frame_send_callback = { _, frame, userData in
         let session = Session.from(userData)
-        guard let frame, let callback = session.callbacks.onFrameSent else { return 0 }
-        return run(session, streamID: frame.pointee.hd.stream_id) { try callback(Frame(frame)) }
+        guard let frame else { return 0 }
+        let hd = frame.pointee.hd
+        if let callback = session.callbacks.onEndStreamSent, hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+            hd.type == UInt8(NGHTTP2_DATA.rawValue) || hd.type == UInt8(NGHTTP2_HEADERS.rawValue)
+        {
+            let rv = run(session, streamID: hd.stream_id) { try callback(hd.stream_id) }
+            if rv != 0 { return rv }
+        }
+        guard let callback = session.callbacks.onFrameSent else { return 0 }
+        return run(session, streamID: hd.stream_id) { try callback(Frame(frame)) }
     }
 
     static let onFrameNotSent: nghttp2_on_frame_not_send_callback = { _, frame, errorCode, userData in

@@ -12,6 +12,8 @@ public struct Response: Sendable {
     public let body: StreamReader
     /// The stream the response came on.
     public let streamID: Int32
+    /// The 1xx informational responses that came before this one (e.g. 103 Early Hints), in order.
+    public var informational: [HTTPResponse] = []
 
     /// The status.
     public var status: HTTPResponse.Status { head.status }

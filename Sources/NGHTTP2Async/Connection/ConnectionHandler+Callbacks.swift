@@ -9,6 +9,9 @@ extension ConnectionHandler {
         session.callbacks.onDataChunk = { [unowned self] streamID, bytes in dataReceived(streamID: streamID, bytes) }
         session.callbacks.onStreamClosed = { [unowned self] streamID, errorCode in streamClosed(streamID, errorCode) }
         session.callbacks.onFrameNotSent = { [unowned self] frame, error in frameNotSent(frame, error) }
+        if isServer {
+            session.callbacks.onEndStreamSent = { [unowned self] streamID in endStreamSent(streamID) }
+        }
         if logger.logLevel <= .debug {
             session.callbacks.onInvalidFrameReceived = { [unowned self] frame, error in
                 logger.debug("invalid frame received: \(error)\n\(frame)")
@@ -89,6 +92,12 @@ extension ConnectionHandler {
             logger.debug("stream \(streamID) closed: \(error)")
             fail(stream, error)
         }
+    }
+
+    /// The response ended while the request body is still coming: ask the client to stop (RFC 9113 §8.1).
+    private func endStreamSent(_ streamID: Int32) {
+        guard session.isRemotelyClosed(streamID: streamID) == false else { return }
+        try? session.submitRSTStream(streamID: streamID, errorCode: .noError)
     }
 
     private func frameNotSent(_ frame: Frame, _ error: NGHTTP2Error) {

@@ -63,12 +63,16 @@ extension ConnectionHandler {
         } catch {
             return resetStream(streamID, errorCode: .protocolError, failing: error)
         }
-        if head.status.kind == .informational { return }
+        if head.status.kind == .informational {
+            stream.informational.append(head)
+            return
+        }
         stream.headReceived = true
         if endStream { stream.inbound.finish(trailers: nil) }
         if let continuation = stream.response {
             stream.response = nil
-            continuation.resume(returning: Response(head: head, body: StreamReader(storage: stream.inbound), streamID: streamID))
+            let body = StreamReader(storage: stream.inbound)
+            continuation.resume(returning: Response(head: head, body: body, streamID: streamID, informational: stream.informational))
         }
     }
 

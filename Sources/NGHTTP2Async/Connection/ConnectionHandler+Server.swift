@@ -155,9 +155,10 @@ extension ConnectionHandler {
         }
     }
 
+    /// Sends the final GOAWAY. Called from a PING ACK callback too, so the write is scheduled, never done here.
     func sendFinalGoaway() {
         guard !isClosing else { return }
         try? session.submitGoaway(errorCode: .noError)
-        flush()
+        scheduleFlush()
     }
 }

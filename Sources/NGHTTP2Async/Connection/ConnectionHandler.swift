@@ -34,6 +34,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     var isReading = false
     var flushScheduled = false
     var isClosing = false
+    /// Set once a fatal error ended the session.
+    var hasFailed = false
     /// The GOAWAY received from the peer, if any.
     var goawayReceived: (lastStreamID: Int32, errorCode: ErrorCode)?
     /// PINGs in flight, by opaque data.
@@ -174,6 +176,15 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// A fatal protocol error: GOAWAY with the matching code, flush, close; every stream fails.
     func connectionError(_ error: NGHTTP2Error) {
+        guard !hasFailed else {
+            // The session cannot even send its GOAWAY: close the socket.
+            if !isClosing, let context {
+                isClosing = true
+                context.close(promise: nil)
+            }
+            return
+        }
+        hasFailed = true
         logger.debug("HTTP/2 connection error: \(error)")
         let code: ErrorCode =
             switch error {
@@ -231,9 +242,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
+    /// The application let go of a body reader. Its unread bytes go back to the windows. A client cancels the
+    /// stream; a server that has answered lets the response finish, and then asks the client to stop sending
+    /// (RST_STREAM NO_ERROR, see ``endStreamSent(_:)``).
     func readerDropped(streamID: Int32, unread: Int, cancel: Bool) {
         if unread > 0 { try? session.consume(streamID: streamID, count: unread) }
-        if cancel, streams[streamID] != nil { try? session.submitRSTStream(streamID: streamID, errorCode: .cancel) }
+        if cancel, let stream = streams[streamID], !(isServer && stream.responseSubmitted) {
+            try? session.submitRSTStream(streamID: streamID, errorCode: .cancel)
+        }
         scheduleFlush()
     }
 

@@ -1,4 +1,5 @@
 import NGHTTP2
+import HTTPTypes
 
 /// What a connection keeps for one open stream. Lives on the connection's event loop.
 final class StreamContext {
@@ -14,6 +15,7 @@ final class StreamContext {
 
     // Client
     var response: CheckedContinuation<Response, any Error>?
+    var informational: [HTTPResponse] = []
 
     // Server
     var handlerTask: Task<Void, Never>?
