@@ -6,11 +6,14 @@ let package = Package(
     products: [
         .library(name: "NGHTTP2", targets: ["NGHTTP2"]),
         .library(name: "NGHTTP2Async", targets: ["NGHTTP2Async"]),
+        .executable(name: "h2", targets: ["H2Command"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,8 +39,28 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .executableTarget(
+            name: "H2Command",
+            dependencies: [
+                "NGHTTP2Async",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(name: "NGHTTP2Demo", dependencies: ["NGHTTP2"]),
         .testTarget(name: "NGHTTP2Tests", dependencies: ["NGHTTP2"]),
+        .testTarget(
+            name: "H2CommandTests",
+            dependencies: [
+                "H2Command",
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
         .testTarget(
             name: "NGHTTP2AsyncTests",
             dependencies: [

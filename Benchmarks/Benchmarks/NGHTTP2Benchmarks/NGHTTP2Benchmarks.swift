@@ -4,12 +4,12 @@ import Benchmark
 // Each measured iteration does 1,000 operations (`scalingFactor: .kilo`); long-lived state (encoders,
 // decoders, connections) is made before the measurement starts and kept across iterations.
 let benchmarks: @Sendable () -> Void = {
-    let metrics: [BenchmarkMetric] = [.wallClock, .throughput, .cpuTotal, .mallocCountTotal]
+    let metrics: [BenchmarkMetric] = [.wallClock, .throughput, .cpuTotal, threadCPU, .mallocCountTotal]
 
     hpackEncodeBenchmarks(
         configuration: .init(
             metrics: metrics + [blockBytes],
-            timeUnits: .microseconds,
+            timeUnits: .nanoseconds,
             warmupIterations: 10,
             scalingFactor: .kilo,
             maxDuration: .seconds(4),
@@ -19,7 +19,7 @@ let benchmarks: @Sendable () -> Void = {
     hpackDecodeBenchmarks(
         configuration: .init(
             metrics: metrics,
-            timeUnits: .microseconds,
+            timeUnits: .nanoseconds,
             warmupIterations: 10,
             scalingFactor: .kilo,
             maxDuration: .seconds(4),
@@ -29,7 +29,7 @@ let benchmarks: @Sendable () -> Void = {
     roundTripBenchmarks(
         configuration: .init(
             metrics: metrics,
-            timeUnits: .microseconds,
+            timeUnits: .nanoseconds,
             warmupIterations: 3,
             scalingFactor: .kilo,
             maxDuration: .seconds(6),

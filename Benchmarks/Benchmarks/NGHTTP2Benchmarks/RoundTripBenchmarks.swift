@@ -209,11 +209,11 @@ func roundTripBenchmarks(configuration: Benchmark.Configuration) {
     Benchmark("Round trip / nghttp2 Session pair", configuration: configuration) { benchmark in
         let pair = try! sessions.get { try SessionPair() }
         let before = pair.responses
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            try! pair.roundTrip()
+        measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try! pair.roundTrip()
+            }
         }
-        benchmark.stopMeasurement()
         let count = benchmark.scaledIterations.count
         precondition(pair.responses - before == count, "\(pair.responses - before) responses for \(count) requests")
         precondition(pair.bodyBytes == pair.responses * RoundTrip.body.count, "body bytes lost")
@@ -225,11 +225,11 @@ func roundTripBenchmarks(configuration: Benchmark.Configuration) {
     Benchmark("Round trip / swift-nio-http2 EmbeddedChannel pair", configuration: configuration) { benchmark in
         let pair = try! channels.get { try ChannelPair() }
         let before = pair.counter.responses
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            try! pair.roundTrip()
+        measure(benchmark) {
+            for _ in benchmark.scaledIterations {
+                try! pair.roundTrip()
+            }
         }
-        benchmark.stopMeasurement()
         let count = benchmark.scaledIterations.count
         let responses = pair.counter.responses
         precondition(responses - before == count, "\(responses - before) responses for \(count) requests")

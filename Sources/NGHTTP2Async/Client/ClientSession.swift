@@ -199,6 +199,8 @@ extension ClientSession {
         public var bodyHighWatermark = 256 << 10
         /// Where connection events (debug) and frames (trace) are logged.
         public var logger = Logger(label: "nghttp2.client")
+        /// Sees every frame sent and received (``FrameDirection``), e.g. to print them like `nghttp -v`.
+        public var frameObserver: FrameObserver?
 
         /// The defaults described on each property.
         public init() {}
@@ -209,7 +211,8 @@ extension ClientSession {
                 options: options,
                 connectionWindowSize: connectionWindowSize,
                 bodyHighWatermark: bodyHighWatermark,
-                logger: logger
+                logger: logger,
+                frameObserver: frameObserver
             )
         }
     }

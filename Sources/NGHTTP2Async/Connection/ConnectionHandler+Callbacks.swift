@@ -20,13 +20,18 @@ extension ConnectionHandler {
                 logger.debug("nghttp2: \(message) (\(error.code))")
             }
         }
-        if logger.logLevel <= .trace {
-            session.callbacks.onFrameSent = { [unowned self] frame in logger.trace("send \(frame)") }
+        let observer = configuration.frameObserver
+        if logger.logLevel <= .trace || observer != nil {
+            session.callbacks.onFrameSent = { [unowned self] frame in
+                if logger.logLevel <= .trace { logger.trace("send \(frame)") }
+                observer?(.sent, frame)
+            }
         }
     }
 
     private func frameReceived(_ frame: Frame) {
         if logger.logLevel <= .trace { logger.trace("recv \(frame)") }
+        configuration.frameObserver?(.received, frame)
         switch frame.payload {
         case .headers(let category, let fields, _, _):
             fieldBlockReceived(streamID: frame.streamID, category: category, fields: fields, endStream: frame.flags.contains(.endStream))

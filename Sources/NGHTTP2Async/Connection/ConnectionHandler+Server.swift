@@ -19,7 +19,13 @@ extension ConnectionHandler {
         stream.headReceived = true
         if endStream { storage.finish(trailers: nil) }
         streams[streamID] = stream
-        let request = Request(head: head, body: StreamReader(storage: storage), streamID: streamID, connection: reference)
+        let request = Request(
+            head: head,
+            body: StreamReader(storage: storage),
+            streamID: streamID,
+            remoteAddress: context?.channel.remoteAddress,
+            connection: reference
+        )
         let logger = self.logger
         stream.handlerTask = Task { [reference] in
             await respond(to: request, with: handler, connection: reference, logger: logger)

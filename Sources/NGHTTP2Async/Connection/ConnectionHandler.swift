@@ -1,7 +1,7 @@
 import NIOCore
 import HTTPTypes
 import Logging
-import NGHTTP2
+public import NGHTTP2
 
 /// What a connection needs to know from its client or server configuration.
 struct ConnectionConfiguration: Sendable {
@@ -10,6 +10,18 @@ struct ConnectionConfiguration: Sendable {
     var connectionWindowSize: Int32
     var bodyHighWatermark: Int
     var logger: Logger
+    var frameObserver: FrameObserver?
+}
+
+/// Sees every frame a connection sends and receives, e.g. to print them like `nghttp -v`.
+public typealias FrameObserver = @Sendable (_ direction: FrameDirection, _ frame: Frame) -> Void
+
+/// Whether a frame was sent or received.
+public enum FrameDirection: Sendable, Hashable {
+    /// This side sent the frame.
+    case sent
+    /// The peer sent the frame.
+    case received
 }
 
 /// Owns one ``Session`` on its channel's event loop: feeds it what the socket reads, writes what it has to send

@@ -9,6 +9,8 @@ public struct Request: Sendable {
     public let body: StreamReader
     /// The stream the request came on.
     public let streamID: Int32
+    /// The client's address.
+    public let remoteAddress: SocketAddress?
     let connection: ConnectionReference
 
     /// The method.

@@ -116,6 +116,8 @@ extension ServerSession {
         public var bodyHighWatermark = 256 << 10
         /// Where connection events (debug) and frames (trace) are logged.
         public var logger = Logger(label: "nghttp2.server")
+        /// Sees every frame sent and received (``FrameDirection``), e.g. to print them like `nghttp -v`.
+        public var frameObserver: FrameObserver?
 
         /// The defaults described on each property.
         public init() {}
@@ -131,7 +133,8 @@ extension ServerSession {
                 options: options,
                 connectionWindowSize: connectionWindowSize,
                 bodyHighWatermark: bodyHighWatermark,
-                logger: logger
+                logger: logger,
+                frameObserver: frameObserver
             )
         }
     }

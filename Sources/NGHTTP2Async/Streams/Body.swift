@@ -47,7 +47,8 @@ public struct Body: Sendable {
         Body(storage: .writer(produce))
     }
 
-    var isEmpty: Bool {
+    /// Whether this is ``empty``: no body at all.
+    public var isEmpty: Bool {
         if case .empty = storage { return true }
         return false
     }

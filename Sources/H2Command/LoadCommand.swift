@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import HTTPTypes
+import NGHTTP2Async
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// `h2 load`: an h2load-like load generator on ClientSession.
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Send many requests over a few connections and report throughput and latency (like h2load)."
+    )
+
+    @Option(name: .customShort("n"), help: "Total number of requests.")
+    var requests = 10_000
+
+    @Option(name: .customShort("c"), help: "Number of connections.")
+    var connections = 1
+
+    @Option(name: .customShort("m"), help: "Requests in flight on each connection.")
+    var streams = 10
+
+    @Option(help: "Stop after this many seconds instead (the request count is then a ceiling).")
+    var duration: Double?
+
+    @Argument(help: "The URL to request (GET).")
+    var url: String
+
+    func validate() throws {
+        guard requests > 0, connections > 0, streams > 0 else { throw ValidationError("-n, -c and -m must be positive") }
+    }
+
+    func run() async throws {
+        let path: String
+        do {
+            let components = URLComponents(string: url)
+            let base = components?.percentEncodedPath.isEmpty == false ? components!.percentEncodedPath : "/"
+            path = components?.percentEncodedQuery.map { "\(base)?\($0)" } ?? base
+        }
+        let clients: [ClientSession]
+        do {
+            clients = try await (0..<connections).asyncMap { _ in try await ClientSession.connect(to: url) }
+        } catch {
+            printError("h2: \(describe(error, url: url))")
+            throw ExitCode(1)
+        }
+        let issued = NIOLockedValueBox(0)
+        let total = requests
+        let deadline = duration.map { ContinuousClock.now + .milliseconds(Int($0 * 1000)) }
+        let start = ContinuousClock.now
+        let results = await withTaskGroup(of: WorkerResult.self) { group in
+            for client in clients {
+                for _ in 0..<streams {
+                    group.addTask {
+                        var result = WorkerResult()
+                        while true {
+                            if let deadline, ContinuousClock.now >= deadline { break }
+                            let claimed = issued.withLockedValue { count -> Bool in
+                                guard count < total else { return false }
+                                count += 1
+                                return true
+                            }
+                            guard claimed else { break }
+                            let began = ContinuousClock.now
+                            do {
+                                let response = try await client.get(path)
+                                var bytes = 0
+                                for try await chunk in response.body { bytes += chunk.readableBytes }
+                                result.latencies.append(ContinuousClock.now - began)
+                                result.statuses[response.status.code, default: 0] += 1
+                                result.bytes += bytes
+                            } catch {
+                                result.failures += 1
+                                result.errors["\(error)", default: 0] += 1
+                            }
+                        }
+                        return result
+                    }
+                }
+            }
+            return await group.reduce(into: WorkerResult()) { $0.merge($1) }
+        }
+        let elapsed = seconds(ContinuousClock.now - start)
+        for client in clients { await client.close() }
+        print(results.report(elapsed: elapsed, connections: connections, streams: streams))
+        if results.latencies.isEmpty { throw ExitCode(1) }
+    }
+}
+
+struct WorkerResult: Sendable {
+    var latencies: [Duration] = []
+    var statuses: [Int: Int] = [:]
+    var failures = 0
+    var errors: [String: Int] = [:]
+    var bytes = 0
+
+    mutating func merge(_ other: WorkerResult) {
+        latencies += other.latencies
+        statuses.merge(other.statuses, uniquingKeysWith: +)
+        errors.merge(other.errors, uniquingKeysWith: +)
+        failures += other.failures
+        bytes += other.bytes
+    }
+
+    func report(elapsed: Double, connections: Int, streams: Int) -> String {
+        let done = latencies.count
+        let sorted = latencies.sorted()
+        func milliseconds(_ duration: Duration?) -> String {
+            guard let duration else { return "-" }
+            return String(format: "%.2fms", seconds(duration) * 1000)
+        }
+        func percentile(_ p: Double) -> Duration? {
+            sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
+        }
+        var lines = [
+            String(format: "finished in %.2fs, %.2f req/s, %@/s", elapsed, Double(done) / elapsed, Progress.bytes(Int(Double(bytes) / elapsed))),
+            "requests: \(done + failures) total, \(done) succeeded, \(failures) failed (\(connections) connections, \(streams) streams each)",
+            "status codes: " + statuses.keys.sorted().map { "\($0): \(statuses[$0]!)" }.joined(separator: ", "),
+            "latency: min \(milliseconds(sorted.first)), median \(milliseconds(percentile(0.5))), p99 \(milliseconds(percentile(0.99))), max \(milliseconds(sorted.last))",
+        ]
+        for (error, count) in errors.sorted(by: { $0.value > $1.value }).prefix(5) { lines.append("error (\(count)×): \(error)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        for element in self { result.append(try await transform(element)) }
+        return result
+    }
+}

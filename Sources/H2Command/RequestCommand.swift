@@ -1,0 +1,253 @@
+import ArgumentParser
+import Foundation
+import HTTPTypes
+import Logging
+import NGHTTP2
+import NGHTTP2Async
+import NIOCore
+import NIOPosix
+
+/// `h2 [METHOD] URL [ITEM ...]`: one request, the response body to stdout.
+struct RequestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "request",
+        abstract: "Send one request and print the response body (the default command)."
+    )
+
+    @Argument(help: "[METHOD] URL [ITEM ...] — METHOD defaults to GET, or POST when there is a body.")
+    var words: [String]
+
+    @Flag(name: .shortAndLong, help: "Print every frame sent and received to stderr, like nghttp -v.")
+    var verbose = false
+
+    @Flag(help: "Log connection events (debug level) to stderr.")
+    var debug = false
+
+    @Option(name: .shortAndLong, help: "Write the body to this file (with a progress bar on a terminal).")
+    var output: String?
+
+    @Flag(name: [.customShort("I"), .long], help: "Print only the response head.")
+    var head = false
+
+    @Flag(help: "Exit with 3, 4 or 5 for a 3xx, 4xx or 5xx response.")
+    var checkStatus = false
+
+    @Option(help: "Give up after this many seconds.")
+    var timeout: Double?
+
+    func run() async throws {
+        let invocation: Invocation
+        do {
+            invocation = try Invocation(words: words, stdin: readStandardInput())
+        } catch {
+            printError("h2: \(error)")
+            throw ExitCode(1)
+        }
+        let exit: Int32
+        if let timeout {
+            exit = try await withThrowingTaskGroup(of: Int32.self) { group in
+                group.addTask { try await perform(invocation) }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(timeout))
+                    printError("h2: timed out after \(timeout) seconds")
+                    return 2
+                }
+                let first = try await group.next()!
+                group.cancelAll()
+                return first
+            }
+        } else {
+            exit = try await perform(invocation)
+        }
+        if exit != 0 { throw ExitCode(exit) }
+    }
+
+    private func perform(_ invocation: Invocation) async throws -> Int32 {
+        var configuration = ClientSession.Configuration()
+        if debug { configuration.logger.logLevel = .debug }
+        let start = ContinuousClock.now
+        if verbose {
+            configuration.frameObserver = { direction, frame in
+                let elapsed = ContinuousClock.now - start
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                printError(String(format: "[%7.3f] ", seconds) + (direction == .sent ? "send " : "recv ") + frame.description)
+            }
+        }
+        do {
+            let client = try await ClientSession.connect(to: invocation.url, configuration: configuration)
+            defer { Task { await client.close() } }
+            let response = try await client.execute(invocation.request, body: invocation.body)
+            if head {
+                printHead(response.head)
+            } else {
+                try await writeBody(of: response)
+            }
+            if verbose, let trailers = response.trailers, !trailers.isEmpty {
+                printError("trailers:")
+                for field in trailers { printError("  \(field.name): \(field.value)") }
+            }
+            await client.close()
+            if checkStatus {
+                switch response.status.kind {
+                case .redirection: return 3
+                case .clientError: return 4
+                case .serverError: return 5
+                default: return 0
+                }
+            }
+            return 0
+        } catch {
+            printError("h2: \(describe(error, url: invocation.url))")
+            return 1
+        }
+    }
+
+    private func printHead(_ head: HTTPResponse) {
+        var text = ":status: \(head.status.code)\n"
+        for field in head.headerFields { text += "\(field.name): \(field.value)\n" }
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    private func writeBody(of response: Response) async throws {
+        if let output {
+            FileManager.default.createFile(atPath: output, contents: nil)
+            guard let file = FileHandle(forWritingAtPath: output) else { throw CleanExit.message("h2: cannot write \(output)") }
+            defer { try? file.close() }
+            let progress = isatty(2) != 0 ? Progress(total: response.contentLength) : nil
+            for try await chunk in response.body {
+                file.write(Data(chunk.readableBytesView))
+                progress?.advance(by: chunk.readableBytes)
+            }
+            progress?.finish()
+            return
+        }
+        let isJSON = response.contentType?.lowercased().contains("json") ?? false
+        if isJSON, isatty(1) != 0 {
+            let bytes = try await response.bytes()
+            if let object = try? JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed]),
+                let pretty = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+            {
+                FileHandle.standardOutput.write(pretty + Data("\n".utf8))
+            } else {
+                FileHandle.standardOutput.write(Data(bytes))
+            }
+            return
+        }
+        for try await chunk in response.body {
+            FileHandle.standardOutput.write(Data(chunk.readableBytesView))
+        }
+    }
+}
+
+/// A parsed command line: the request to send.
+struct Invocation {
+    var url: String
+    var request: HTTPRequest
+    var body: Body
+
+    static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+
+    enum Error: Swift.Error, CustomStringConvertible {
+        case missingURL
+        case invalidURL(String)
+        case unreadable(String)
+        case invalidHeader(String)
+
+        var description: String {
+            switch self {
+            case .missingURL: "a URL is needed: h2 [METHOD] URL [ITEM ...]"
+            case .invalidURL(let url): "invalid URL '\(url)': use http://host[:port]/path"
+            case .unreadable(let path): "cannot read \(path)"
+            case .invalidHeader(let name): "invalid header name '\(name)'"
+            }
+        }
+    }
+
+    init(words: [String], stdin: Data?) throws {
+        var words = words[...]
+        var method: String?
+        if let first = words.first, Self.methods.contains(first.uppercased()), words.count > 1 {
+            method = first.uppercased()
+            words = words.dropFirst()
+        }
+        guard let rawURL = words.first else { throw Error.missingURL }
+        let url = rawURL.contains("://") ? rawURL : "http://" + (rawURL.hasPrefix(":") ? "127.0.0.1" + rawURL : rawURL)
+        guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http", let host = components.host, !host.isEmpty else {
+            throw Error.invalidURL(rawURL)
+        }
+        let items = try RequestItems(parsing: Array(words.dropFirst()))
+
+        var fields = HTTPFields()
+        fields[.userAgent] = "h2/\(LibraryVersion.current.string)"
+        var body = Body.empty
+        if let file = items.bodyFile {
+            guard let data = FileManager.default.contents(atPath: file) else { throw Error.unreadable(file) }
+            body = .bytes(Array(data))
+        } else if let json = items.jsonBody {
+            body = .text(json)
+            fields[.contentType] = "application/json"
+            fields[.accept] = "application/json, */*;q=0.5"
+        } else if let stdin, !stdin.isEmpty {
+            body = .bytes(Array(stdin))
+        }
+        for header in items.headers {
+            guard let name = HTTPField.Name(header.name) else { throw Error.invalidHeader(header.name) }
+            if fields[name] != nil { fields[name] = nil }
+            fields.append(HTTPField(name: name, value: header.value))
+        }
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        let target = items.applyQuery(to: components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path)
+        let defaultMethod = body.isEmpty ? "GET" : "POST"
+        let authority = components.port.map { "\(host):\($0)" } ?? host
+        self.url = url
+        self.request = HTTPRequest(
+            method: HTTPRequest.Method(method ?? defaultMethod)!,
+            scheme: "http",
+            authority: authority,
+            path: target,
+            headerFields: fields
+        )
+        self.body = body
+    }
+}
+
+/// Reads stdin when it is a pipe or a file (not a terminal).
+func readStandardInput() -> Data? {
+    guard isatty(0) == 0 else { return nil }
+    return FileHandle.standardInput.readDataToEndOfFile()
+}
+
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// A message a person can act on, for the errors a request can end with.
+func describe(_ error: any Error, url: String) -> String {
+    switch error {
+    case let error as HTTP2Error:
+        switch error {
+        case .streamReset(let id, let code, let byPeer):
+            return "the stream (\(id)) was reset \(byPeer ? "by the server" : "locally") with \(code)"
+        default:
+            return error.description
+        }
+    case let error as NIOConnectionError:
+        if error.dnsAAAAError != nil || error.dnsAError != nil, error.connectionErrors.isEmpty {
+            return "unknown host in \(url)"
+        }
+        if let first = error.connectionErrors.first {
+            let text = "\(first.error)"
+            if text.contains("refused") || text.contains("ECONNREFUSED") || text.contains("111") {
+                return "connection refused by \(first.target)"
+            }
+            return "cannot connect to \(first.target): \(first.error)"
+        }
+        return "cannot connect: \(error)"
+    case let error as SocketAddressError:
+        return "unknown host in \(url) (\(error))"
+    case let error as IOError:
+        return "I/O error: \(error)"
+    default:
+        return "\(error)"
+    }
+}

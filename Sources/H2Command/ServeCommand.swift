@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NGHTTP2Async
+import HTTPTypes
+import NIOCore
+
+/// `h2 serve`: an HTTP/2 test server.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve files and httpbin-style endpoints over HTTP/2 (h2c, prior knowledge)."
+    )
+
+    @Option(help: "The address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port to listen on (0 picks a free one, printed on stderr).")
+    var port = 8080
+
+    @Option(help: "Serve the files of this directory.")
+    var dir: String?
+
+    @Flag(help: "Log connection events (debug level) to stderr.")
+    var debug = false
+
+    @Flag(help: "Do not print one access-log line per request.")
+    var quiet = false
+
+    func run() async throws {
+        var configuration = ServerSession.Configuration()
+        if debug { configuration.logger.logLevel = .debug }
+        let testServer = TestServer(directory: dir)
+        let quiet = self.quiet
+        let server = try await ServerSession.bind(host: host, port: port, configuration: configuration) { request in
+            let start = ContinuousClock.now
+            let response = try await testServer.handle(request)
+            if !quiet {
+                let elapsed = seconds(ContinuousClock.now - start) * 1000
+                let length = response.head.headerFields[.contentLength] ?? "-"
+                printError(
+                    "\(request.remoteAddress?.ipAddress ?? "-") \"\(request.method) \(request.path)\" \(response.head.status.code) \(length) "
+                        + String(format: "%.1fms", elapsed)
+                )
+            }
+            return response
+        }
+        printError("h2: serving on http://\(host):\(server.port)\(dir.map { " (files from \($0))" } ?? "")")
+        let signals = SignalWatcher { signal in
+            printError("h2: \(signal), shutting down gracefully")
+            Task { await server.close(gracePeriod: .seconds(5)) }
+        }
+        try await server.run()
+        withExtendedLifetime(signals) {}
+        printError("h2: stopped")
+    }
+}
+
+/// Calls back on SIGINT and SIGTERM instead of dying.
+final class SignalWatcher {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable (String) -> Void) {
+        sources = [(SIGINT, "SIGINT"), (SIGTERM, "SIGTERM")].map { number, name in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { handler(name) }
+            source.resume()
+            return source
+        }
+    }
+}

@@ -1,0 +1,178 @@
+import CompressNIO
+import Foundation
+import HTTPTypes
+import NGHTTP2Async
+import NIOCore
+
+/// The handler of `h2 serve`: static files from a directory, plus httpbin-style endpoints for testing clients.
+///
+/// | path | answer |
+/// |---|---|
+/// | `/get`, `/post`, `/put`, `/patch`, `/delete`, `/anything[/…]` | the request as JSON: method, url, path, args, headers, data, json |
+/// | `/headers` | the request's header fields as JSON |
+/// | `/status/{code}` | an empty response with that status |
+/// | `/bytes/{n}` | n pseudo-random bytes (`?seed=` picks them) |
+/// | `/stream-bytes/{n}?chunk_size=` | the same, streamed in chunks |
+/// | `/delay/{seconds}` | the request as JSON, after a delay (at most 10 s) |
+/// | `/echo` | the request body, streamed back as it arrives |
+/// | `/trailers` | a small body followed by trailers |
+/// | `/gzip` | JSON, gzip-encoded |
+struct TestServer: Sendable {
+    let directory: String?
+
+    func handle(_ request: Request) async throws -> ServerResponse {
+        let (path, query) = split(request.path)
+        let segments = path.split(separator: "/").map(String.init)
+        switch segments.first {
+        case "get" where segments.count == 1 && request.method == .get,
+            "post" where segments.count == 1 && request.method == .post,
+            "put" where segments.count == 1 && request.method == .put,
+            "patch" where segments.count == 1 && request.method == .patch,
+            "delete" where segments.count == 1 && request.method == .delete,
+            "anything":
+            return try await json(describe(request, path: path, query: query, withBody: true))
+        case "get", "post", "put", "patch", "delete":
+            return ServerResponse(status: .methodNotAllowed, headers: [.allow: segments[0].uppercased()])
+        case "headers":
+            return try await json(["headers": headerObject(request.headers)])
+        case "status" where segments.count == 2:
+            guard let code = Int(segments[1]), (200...599).contains(code) else { return ServerResponse(status: .badRequest) }
+            return ServerResponse(status: HTTPResponse.Status(code: code))
+        case "bytes" where segments.count == 2:
+            guard let count = Int(segments[1]), (0...(512 << 20)).contains(count) else { return ServerResponse(status: .badRequest) }
+            let seed = UInt64(query["seed"] ?? "") ?? 1
+            return ServerResponse(headers: [.contentType: "application/octet-stream", .contentLength: "\(count)"], body: .bytes(Self.bytes(count, seed: seed)))
+        case "stream-bytes" where segments.count == 2:
+            guard let count = Int(segments[1]), count >= 0 else { return ServerResponse(status: .badRequest) }
+            let chunkSize = max(1, Int(query["chunk_size"] ?? "") ?? 10 * 1024)
+            let seed = UInt64(query["seed"] ?? "") ?? 1
+            return ServerResponse(headers: [.contentType: "application/octet-stream"], body: .writer { writer in
+                let all = Self.bytes(count, seed: seed)
+                var offset = 0
+                while offset < count {
+                    let end = min(offset + chunkSize, count)
+                    try await writer.write(all[offset..<end])
+                    offset = end
+                }
+            })
+        case "delay" where segments.count == 2:
+            let seconds = min(Double(segments[1]) ?? 0, 10)
+            try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            return try await json(describe(request, path: path, query: query, withBody: false))
+        case "echo":
+            var headers = HTTPFields()
+            if let type = request.contentType { headers[.contentType] = type }
+            return ServerResponse(headers: headers, body: .stream(request.body))
+        case "trailers":
+            return ServerResponse(
+                headers: [.contentType: "text/plain", HTTPField.Name("trailer")!: "x-checksum, x-served-by"],
+                body: .bytes(ByteBuffer(string: "a body, then trailers\n"), trailers: [HTTPField.Name("x-checksum")!: "d41d8cd9", HTTPField.Name("x-served-by")!: "h2"])
+            )
+        case "gzip":
+            var object = try await describe(request, path: path, query: query, withBody: false)
+            object["gzipped"] = true
+            var plain = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            let compressed = try plain.compress(with: .gzip())
+            return ServerResponse(headers: [.contentType: "application/json", .contentEncoding: "gzip"], body: .bytes(compressed))
+        default:
+            return try await file(path, request: request)
+        }
+    }
+
+    private func file(_ path: String, request: Request) async throws -> ServerResponse {
+        guard let directory, request.method == .get || request.method == .head else { return ServerResponse(status: .notFound) }
+        let decoded = path.removingPercentEncoding ?? path
+        guard !decoded.split(separator: "/").contains("..") else { return ServerResponse(status: .forbidden) }
+        var fullPath = (directory as NSString).appendingPathComponent(decoded)
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: fullPath, isDirectory: &isDirectory), isDirectory.boolValue {
+            fullPath = (fullPath as NSString).appendingPathComponent("index.html")
+        }
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: fullPath),
+            (attributes[.type] as? FileAttributeType) == .typeRegular, let handle = FileHandle(forReadingAtPath: fullPath)
+        else { return ServerResponse(status: .notFound) }
+        let size = (attributes[.size] as? Int) ?? 0
+        let headers: HTTPFields = [.contentType: Self.contentType(of: fullPath), .contentLength: "\(size)"]
+        if request.method == .head {
+            try? handle.close()
+            return ServerResponse(headers: headers)
+        }
+        return ServerResponse(headers: headers, body: .writer { writer in
+            defer { try? handle.close() }
+            while let data = try handle.read(upToCount: 256 << 10), !data.isEmpty {
+                try await writer.write(ByteBuffer(bytes: data))
+            }
+        })
+    }
+
+    private func json(_ object: [String: Any]) async throws -> ServerResponse {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return ServerResponse(headers: [.contentType: "application/json"], body: .bytes(ByteBuffer(bytes: data + Data("\n".utf8))))
+    }
+
+    private func describe(_ request: Request, path: String, query: [String: String], withBody: Bool) async throws -> [String: Any] {
+        var object: [String: Any] = [
+            "method": request.method.rawValue,
+            "path": path,
+            "url": "\(request.scheme ?? "http")://\(request.authority ?? "")\(request.path)",
+            "args": query,
+            "headers": headerObject(request.headers),
+            "origin": request.remoteAddress?.ipAddress ?? "",
+        ]
+        if withBody {
+            let body = try await request.bytes(upTo: 16 << 20)
+            object["data"] = String(decoding: body, as: UTF8.self)
+            object["json"] = (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) ?? NSNull()
+        }
+        return object
+    }
+
+    private func headerObject(_ fields: HTTPFields) -> [String: String] {
+        var result: [String: String] = [:]
+        for field in fields {
+            let name = field.name.canonicalName
+            result[name] = result[name].map { "\($0), \(field.value)" } ?? field.value
+        }
+        return result
+    }
+
+    private func split(_ target: String) -> (String, [String: String]) {
+        guard let mark = target.firstIndex(of: "?") else { return (target, [:]) }
+        var query: [String: String] = [:]
+        for pair in target[target.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            query[parts[0]] = parts.count > 1 ? parts[1] : ""
+        }
+        return (String(target[..<mark]), query)
+    }
+
+    /// Deterministic pseudo-random bytes.
+    static func bytes(_ count: Int, seed: UInt64) -> [UInt8] {
+        var state = seed &+ 0x9E37_79B9_7F4A_7C15
+        var result = [UInt8](repeating: 0, count: count)
+        for index in 0..<count {
+            if index % 8 == 0 {
+                state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            }
+            result[index] = UInt8(truncatingIfNeeded: state >> (8 * UInt64(index % 8)))
+        }
+        return result
+    }
+
+    static func contentType(of path: String) -> String {
+        switch (path as NSString).pathExtension.lowercased() {
+        case "html", "htm": "text/html; charset=utf-8"
+        case "txt", "md": "text/plain; charset=utf-8"
+        case "json": "application/json"
+        case "css": "text/css"
+        case "js": "text/javascript"
+        case "png": "image/png"
+        case "jpg", "jpeg": "image/jpeg"
+        case "gif": "image/gif"
+        case "svg": "image/svg+xml"
+        case "pdf": "application/pdf"
+        case "wasm": "application/wasm"
+        default: "application/octet-stream"
+        }
+    }
+}
