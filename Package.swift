@@ -53,6 +53,18 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "NGHTTP2Demo", dependencies: ["NGHTTP2"]),
+        .executableTarget(
+            name: "ClientExample",
+            dependencies: [
+                "NGHTTP2Async",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .executableTarget(
+            name: "ServerExample",
+            dependencies: ["NGHTTP2Async", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
         .testTarget(name: "NGHTTP2Tests", dependencies: ["NGHTTP2"]),
         .testTarget(
             name: "H2CommandTests",

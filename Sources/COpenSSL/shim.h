@@ -55,6 +55,11 @@ static inline uint64_t copenssl_SSL_OP_CIPHER_SERVER_PREFERENCE(void) { return S
 static inline uint64_t copenssl_SSL_OP_NO_TICKET(void) { return SSL_OP_NO_TICKET; }
 static inline uint64_t copenssl_SSL_OP_ALL(void) { return SSL_OP_ALL; }
 
+// MARK: - X509 macros
+
+/// `XN_FLAG_RFC2253` for `X509_NAME_print_ex` ("CN=localhost,O=Example").
+static inline unsigned long copenssl_XN_FLAG_RFC2253(void) { return XN_FLAG_RFC2253; }
+
 // MARK: - BIO macros
 
 static inline int copenssl_BIO_set_mem_eof_return(BIO *bio, int value) {

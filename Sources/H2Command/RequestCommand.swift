@@ -110,7 +110,7 @@ struct RequestCommand: AsyncParsableCommand {
 
     private func writeBody(of response: Response) async throws {
         if let output {
-            FileManager.default.createFile(atPath: output, contents: nil)
+            _ = FileManager.default.createFile(atPath: output, contents: nil)
             guard let file = FileHandle(forWritingAtPath: output) else { throw CleanExit.message("h2: cannot write \(output)") }
             defer { try? file.close() }
             let progress = isatty(2) != 0 ? Progress(total: response.contentLength) : nil

@@ -1,5 +1,4 @@
 import Benchmark
-import Glibc
 import NGHTTP2
 import NIOCore
 import NIOHPACK
@@ -96,17 +95,7 @@ final class DecodeInput: @unchecked Sendable {
         let count = Self.warmupBlocks + Self.measuredBlocksPerCycle
         let encoder = try! HPACK.Encoder()
         let requests = Workload.nghttp2Requests()
-        if getenv("TMP_DECODE_INPUT_NIO") != nil {
-            var nio = HPACKEncoder(allocator: ByteBufferAllocator())
-            let nioRequests = Workload.nioRequests()
-            blocks = (0..<count).map { i in
-                var b = ByteBufferAllocator().buffer(capacity: 256)
-                try! nio.encode(headers: nioRequests[i % Workload.poolSize], to: &b)
-                return Array(b.readableBytesView)
-            }
-        } else {
-            blocks = (0..<count).map { try! encoder.encode(requests[$0 % Workload.poolSize]) }
-        }
+        blocks = (0..<count).map { try! encoder.encode(requests[$0 % Workload.poolSize]) }
         // NIOHPACK reads ByteBuffers: slices of one buffer holding the same bytes, made once.
         var all = ByteBufferAllocator().buffer(capacity: blocks.reduce(0) { $0 + $1.count })
         var offsets: [(Int, Int)] = []

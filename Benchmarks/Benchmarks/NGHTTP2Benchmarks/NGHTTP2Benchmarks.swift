@@ -28,7 +28,7 @@ let benchmarks: @Sendable () -> Void = {
     )
     roundTripBenchmarks(
         configuration: .init(
-            metrics: metrics,
+            metrics: metrics + [wireBytesPerRequest],
             timeUnits: .nanoseconds,
             warmupIterations: 3,
             scalingFactor: .kilo,

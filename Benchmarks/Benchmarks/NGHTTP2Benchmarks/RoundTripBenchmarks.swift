@@ -33,6 +33,8 @@ final class SessionPair {
     /// Responses the client saw complete (DATA with END_STREAM), and their body bytes.
     var responses = 0
     var bodyBytes = 0
+    /// Bytes moved between the two sessions, both ways.
+    var wireBytes = 0
 
     init() throws {
         client = try Session(role: .client)
@@ -62,10 +64,12 @@ final class SessionPair {
             wire.removeAll(keepingCapacity: true)
             try client.send { wire.append(contentsOf: $0) }
             let clientSent = !wire.isEmpty
+            wireBytes += wire.count
             if clientSent { try server.receive(wire) }
             wire.removeAll(keepingCapacity: true)
             try server.send { wire.append(contentsOf: $0) }
             let serverSent = !wire.isEmpty
+            wireBytes += wire.count
             if serverSent { try client.receive(wire) }
             if !clientSent && !serverSent { return }
         }
@@ -142,6 +146,8 @@ final class ChannelPair {
     let multiplexer: NIOHTTP2Handler.StreamMultiplexer
     let counter = ResponseCounter()
     let openStream: NIOChannelInitializer
+    /// Bytes moved between the two channels, both ways.
+    var wireBytes = 0
 
     init() throws {
         loop = EmbeddedEventLoop()
@@ -185,10 +191,12 @@ final class ChannelPair {
             loop.run()
             while let bytes = try client.readOutbound(as: ByteBuffer.self) {
                 moved = true
+                wireBytes += bytes.readableBytes
                 try server.writeInbound(bytes)
             }
             while let bytes = try server.readOutbound(as: ByteBuffer.self) {
                 moved = true
+                wireBytes += bytes.readableBytes
                 try client.writeInbound(bytes)
             }
         } while moved
@@ -204,11 +212,16 @@ final class ChannelPair {
     }
 }
 
+/// Average bytes on the wire (both directions) per request in one iteration, to show both pairs exchange the same
+/// frames.
+let wireBytesPerRequest = BenchmarkMetric.custom("wire bytes (avg)", polarity: .prefersSmaller, useScalingFactor: false)
+
 func roundTripBenchmarks(configuration: Benchmark.Configuration) {
     let sessions = StateBox<SessionPair>()
     Benchmark("Round trip / nghttp2 Session pair", configuration: configuration) { benchmark in
         let pair = try! sessions.get { try SessionPair() }
         let before = pair.responses
+        let wireBefore = pair.wireBytes
         measure(benchmark) {
             for _ in benchmark.scaledIterations {
                 try! pair.roundTrip()
@@ -217,6 +230,7 @@ func roundTripBenchmarks(configuration: Benchmark.Configuration) {
         let count = benchmark.scaledIterations.count
         precondition(pair.responses - before == count, "\(pair.responses - before) responses for \(count) requests")
         precondition(pair.bodyBytes == pair.responses * RoundTrip.body.count, "body bytes lost")
+        benchmark.measurement(wireBytesPerRequest, (pair.wireBytes - wireBefore) / count)
     }
 
     // The EmbeddedEventLoop must stay on the thread that made it: the pair is made lazily in the benchmark
@@ -225,6 +239,7 @@ func roundTripBenchmarks(configuration: Benchmark.Configuration) {
     Benchmark("Round trip / swift-nio-http2 EmbeddedChannel pair", configuration: configuration) { benchmark in
         let pair = try! channels.get { try ChannelPair() }
         let before = pair.counter.responses
+        let wireBefore = pair.wireBytes
         measure(benchmark) {
             for _ in benchmark.scaledIterations {
                 try! pair.roundTrip()
@@ -234,5 +249,6 @@ func roundTripBenchmarks(configuration: Benchmark.Configuration) {
         let responses = pair.counter.responses
         precondition(responses - before == count, "\(responses - before) responses for \(count) requests")
         precondition(pair.counter.bodyBytes == responses * RoundTrip.body.count, "body bytes lost")
+        benchmark.measurement(wireBytesPerRequest, (pair.wireBytes - wireBefore) / count)
     }
 }

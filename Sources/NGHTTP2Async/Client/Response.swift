@@ -1,5 +1,5 @@
 public import HTTPTypes
-public import NIOCore
+import NIOCore
 public import Foundation
 
 /// A response received by a ``ClientSession``: its head, and its body as a ``StreamReader``.

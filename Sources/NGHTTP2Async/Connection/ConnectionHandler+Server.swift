@@ -27,7 +27,7 @@ extension ConnectionHandler {
             connection: reference
         )
         let logger = self.logger
-        stream.handlerTask = Task { [reference] in
+        stream.handlerTask = Task(executorPreference: executor) { [reference] in
             await respond(to: request, with: handler, connection: reference, logger: logger)
         }
     }
@@ -119,7 +119,7 @@ extension ConnectionHandler {
 
     func submitInformational(streamID: Int32, _ response: HTTPResponse) {
         guard let stream = streams[streamID], !stream.responseSubmitted else { return }
-        try? session.submitHeaders(streamID: streamID, response.http2Fields)
+        _ = try? session.submitHeaders(streamID: streamID, response.http2Fields)
         scheduleFlush()
     }
 

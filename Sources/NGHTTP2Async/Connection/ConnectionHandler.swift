@@ -41,6 +41,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     var logger: Logger
     var context: ChannelHandlerContext?
     var reference: ConnectionReference?
+    /// Runs the server's request handlers on this connection's event loop.
+    var executor: EventLoopExecutor?
     var streams: [Int32: StreamContext] = [:]
     /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
     var isReading = false
@@ -81,6 +83,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        self.executor = EventLoopExecutor(context.eventLoop)
         self.reference = ConnectionReference(self, eventLoop: context.eventLoop)
         logger[metadataKey: "h2.peer"] = "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"
         if context.channel.isActive { start() }
@@ -180,8 +183,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             isClosing = true
             logger.debug("HTTP/2 session finished; closing")
             // Close after everything written so far has reached the socket.
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { _ in
-                context.close(promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
+                channel.close(promise: nil)
             }
         }
     }
