@@ -14,11 +14,11 @@ enum Peers {
             self.output = output
         }
 
+        /// Kills the peer and waits for it. SIGKILL, because children of the test process inherit a signal mask
+        /// that blocks SIGTERM (so `Process.terminate()` would wait forever).
         func stop() {
-            if process.isRunning {
-                process.terminate()
-                process.waitUntilExit()
-            }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
         }
 
         deinit { stop() }
@@ -52,7 +52,7 @@ enum Peers {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if ContinuousClock.now > deadline {
-                process.terminate()
+                kill(process.processIdentifier, SIGKILL)  // SIGTERM may be blocked in children of the test process
                 break
             }
             try await Task.sleep(for: .milliseconds(5))

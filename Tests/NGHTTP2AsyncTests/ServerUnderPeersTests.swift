@@ -125,7 +125,7 @@ struct ServerUnderPeersTests {
             timeout: .seconds(30)
         )
         #expect(result.status == 0, "curl failed: \(result.stderr)")
-        let lines = result.text.split(separator: "\r\n").map(String.init)
+        let lines = result.text.split(separator: "\r\n").map { $0.trimmingCharacters(in: .whitespaces) }
         #expect(lines.first == "HTTP/2 200", "\(lines)")
         #expect(lines.contains("x-custom-echo: value 42"), "response head: \(lines)")
 
