@@ -79,6 +79,7 @@ struct RequestCommand: AsyncParsableCommand {
             let response = try await client.execute(invocation.request, body: invocation.body)
             if head {
                 printHead(response.head)
+                response.body.cancel()
             } else {
                 try await writeBody(of: response)
             }

@@ -79,6 +79,12 @@ enum Peers {
         throw PeerError.didNotStart("\(executable) \(arguments.joined(separator: " "))")
     }
 
+    /// The `h2` command built with the tests (it sits beside the test bundle).
+    static var h2: String {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundle.appendingPathComponent("h2").path
+    }
+
     /// nghttpd serving `directory` over cleartext HTTP/2.
     static func nghttpd(directory: String, extra: [String] = []) async throws -> (Running, Int) {
         let port = try await freePort()
@@ -106,6 +112,7 @@ enum Peers {
     }
 
     static func path(of executable: String) throws -> String {
+        if executable.contains("/") { return executable }
         for directory in ["/usr/bin", "/usr/local/bin", "/usr/sbin", "/bin"] {
             let candidate = "\(directory)/\(executable)"
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }

@@ -269,6 +269,18 @@ final class ConnectionHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
+    /// The application stopped reading a body (cancelled its task, or called ``StreamReader/cancel()``). A client
+    /// resets the stream; a server that already answered only stops reading and lets its response finish.
+    func cancelInbound(_ streamID: Int32) {
+        guard let stream = streams[streamID] else { return }
+        guard isServer, stream.responseSubmitted else {
+            return resetStream(streamID, errorCode: .cancel, failing: CancellationError())
+        }
+        let discarded = stream.inbound.fail(CancellationError())
+        if discarded > 0 { try? session.consume(streamID: streamID, count: discarded) }
+        scheduleFlush()
+    }
+
     func resetStream(_ streamID: Int32, errorCode: ErrorCode, failing error: any Error) {
         guard let stream = streams[streamID] else { return }
         try? session.submitRSTStream(streamID: streamID, errorCode: errorCode)

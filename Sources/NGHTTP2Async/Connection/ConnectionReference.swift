@@ -29,7 +29,7 @@ struct ConnectionReference: Sendable {
     }
 
     func cancelStream(_ streamID: Int32) {
-        execute { $0.resetStream(streamID, errorCode: .cancel, failing: CancellationError()) }
+        execute { $0.cancelInbound(streamID) }
     }
 
     func readerDropped(streamID: Int32, unread: Int, cancel: Bool) {

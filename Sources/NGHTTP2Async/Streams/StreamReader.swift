@@ -45,6 +45,12 @@ public final class StreamReader: AsyncSequence, Sendable {
         return result
     }
 
+    /// Stops the body: the stream is reset with CANCEL (on a client; a server that already answered lets its
+    /// response finish) and whatever was buffered goes back to the flow-control windows. Reads then throw.
+    public func cancel() {
+        storage.cancel()
+    }
+
     /// The trailers that ended the body, once the end was read; `nil` before that or when there were none.
     public var trailers: HTTPFields? { storage.trailers }
 
@@ -155,6 +161,10 @@ extension StreamReader {
             } onCancel: {
                 connection.cancelStream(streamID)
             }
+        }
+
+        func cancel() {
+            connection.cancelStream(streamID)
         }
 
         func readerDropped() {

@@ -83,7 +83,8 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
     /// - Parameter serverHostname: Client only: the host connected to; ``TLSConfiguration/serverName``
     ///   overrides it. A DNS name is sent as SNI and (with full verification) checked against the
     ///   certificate; an IP literal is checked against the certificate's IP addresses.
-    /// - Throws: ``TLSError/invalidConfiguration(reason:)`` when full verification has no name to check.
+    /// - Throws: ``TLSError/invalidConfiguration(reason:)`` when full verification has no name to
+    ///   check, or a server has no certificate.
     func makeSSL(role: TLSHandler.Role, serverHostname: String?) throws -> OpaquePointer {
         ERR_clear_error()
         guard let ssl = SSL_new(context) else {
@@ -94,6 +95,9 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
             case .client:
                 try configureClient(ssl, serverHostname: serverHostname)
             case .server:
+                guard configuration.certificateChain != nil else {
+                    throw TLSError.invalidConfiguration(reason: "a server needs a certificate chain and private key")
+                }
                 SSL_set_accept_state(ssl)
                 switch configuration.clientCertificateVerification {
                 case .none:

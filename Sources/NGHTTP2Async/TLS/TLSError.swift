@@ -1,5 +1,13 @@
 import COpenSSL
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A failure of the TLS layer (OpenSSL), with OpenSSL's own reason text.
 ///
 /// Every case that comes from OpenSSL carries the reason string from OpenSSL's error queue
@@ -99,7 +107,10 @@ extension TLSError {
             let code = ERR_get_error_all(nil, nil, nil, &data, &flags)
             if code == 0 { break }
             var reason: String
-            if let text = ERR_reason_error_string(code) {
+            if code & systemErrorFlag != 0 {
+                // ERR_SYSTEM_ERROR: the low bits are an errno value.
+                reason = String(cString: strerror(Int32(truncatingIfNeeded: code & ~systemErrorFlag)))
+            } else if let text = ERR_reason_error_string(code) {
                 reason = String(cString: text)
             } else if let library = ERR_lib_error_string(code) {
                 reason = "\(String(cString: library)) error"
@@ -110,10 +121,16 @@ extension TLSError {
                 let detail = String(cString: data)
                 if !detail.isEmpty { reason += " (\(detail))" }
             }
-            if reasons.last != reason { reasons.append(reason) }
+            if !reasons.contains(reason) { reasons.append(reason) }
         }
-        return reasons.isEmpty ? fallback : reasons.joined(separator: ": ")
+        // "system lib", "PEM lib", "ASN1 lib"…: a layer passing an error up, which says nothing new.
+        let specific = reasons.filter { !$0.hasSuffix(" lib") }
+        let chosen = specific.isEmpty ? reasons : specific
+        return chosen.isEmpty ? fallback : chosen.joined(separator: ": ")
     }
+
+    /// `ERR_SYSTEM_FLAG` (`INT_MAX + 1`, a macro with a cast that Swift does not import).
+    private static let systemErrorFlag: UInt = 0x8000_0000
 
     /// The text of an X.509 verification result (`SSL_get_verify_result`), for example
     /// `"certificate has expired"`.

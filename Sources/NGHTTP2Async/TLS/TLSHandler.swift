@@ -245,6 +245,8 @@ final class TLSHandler: ChannelDuplexHandler {
 
     private func handshakeCompleted(context: ChannelHandlerContext) {
         cancelTimeout()
+        // Flushing the last flight can close the channel synchronously (a write error).
+        guard state == .handshaking else { return }
         let negotiated = negotiatedProtocol()
         if let requiredProtocol, negotiated != requiredProtocol {
             let offered = role == .client ? tlsContext.applicationProtocols : clientOfferedProtocols
@@ -323,7 +325,8 @@ final class TLSHandler: ChannelDuplexHandler {
 
     /// Decrypts everything complete in the input BIO and passes it up as one buffer.
     private func readPlaintext(context: ChannelHandlerContext) {
-        var plaintext = context.channel.allocator.buffer(capacity: 0)
+        // Plaintext is never longer than the ciphertext it comes from.
+        var plaintext = context.channel.allocator.buffer(capacity: max(BIO_ctrl_pending(networkInput), Self.recordSize))
         var failure: TLSError? = nil
         reading: while true {
             ERR_clear_error()

@@ -1,0 +1,196 @@
+import Testing
+import Foundation
+import NIOCore
+import HTTPTypes
+import NGHTTP2Async
+
+/// The `h2` tool end to end: the built binary against `h2 serve`, nghttpd and our own server; `h2 serve` under
+/// curl and nghttp; `h2 load` against nghttpd.
+@Suite(.serialized) struct H2CommandLineTests {
+    /// Starts `h2 serve` on a free port with `directory`, and returns it with its base URL.
+    func startServe(directory: String) async throws -> (Peers.Running, String) {
+        let port = try await Peers.freePort()
+        let running = try await Peers.start(Peers.h2, ["serve", "--port", "\(port)", "--dir", directory, "--quiet"], waitForPort: port)
+        return (running, "http://127.0.0.1:\(port)")
+    }
+
+    func json(_ result: Peers.Result) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: result.stdout) as? [String: Any], "not JSON: \(result.text) \(result.stderr)")
+    }
+
+    @Test func requestsAgainstH2Serve() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let fileBytes = payload(3 << 20, seed: 9)
+        try Data(fileBytes).write(to: URL(fileURLWithPath: directory + "/blob.bin"))
+        try Data(#"{"from":"file"}"#.utf8).write(to: URL(fileURLWithPath: directory + "/body.json"))
+        let (serve, base) = try await startServe(directory: directory)
+        defer { serve.stop() }
+
+        // Headers and query parameters.
+        let get = try await Peers.run(Peers.h2, ["\(base)/get", "page==2", "q==a b", "X-Trace:abc"])
+        #expect(get.status == 0)
+        let getJSON = try json(get)
+        #expect(getJSON["args"] as? [String: String] == ["page": "2", "q": "a b"])
+        #expect((getJSON["headers"] as? [String: String])?["x-trace"] == "abc")
+        #expect(getJSON["method"] as? String == "GET")
+
+        // JSON fields make a POST with a JSON body.
+        let post = try await Peers.run(Peers.h2, ["\(base)/post", "name=h2", "count:=3", "tags:=[1,2]"])
+        let postJSON = try json(post)
+        #expect(postJSON["method"] as? String == "POST")
+        let sent = postJSON["json"] as? [String: Any]
+        #expect(sent?["name"] as? String == "h2" && sent?["count"] as? Int == 3 && sent?["tags"] as? [Int] == [1, 2])
+        #expect((postJSON["headers"] as? [String: String])?["content-type"] == "application/json")
+
+        // A body from a file, and from stdin.
+        let fromFile = try await Peers.run(Peers.h2, ["PUT", "\(base)/put", "@\(directory)/body.json"])
+        #expect(try json(fromFile)["data"] as? String == #"{"from":"file"}"#)
+        let piped = try await Peers.run(Peers.h2, ["\(base)/echo"], stdin: Data("piped bytes".utf8))
+        #expect(piped.text == "piped bytes")
+
+        // -o writes the same bytes.
+        let output = directory + "/out.bin"
+        let download = try await Peers.run(Peers.h2, ["-o", output, "\(base)/blob.bin"])
+        #expect(download.status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == Data(fileBytes))
+
+        // -v prints the frames both ways; trailers come after the body.
+        let verbose = try await Peers.run(Peers.h2, ["-v", "\(base)/trailers"])
+        #expect(verbose.stderr.contains("send [SETTINGS frame"))
+        #expect(verbose.stderr.contains("recv [SETTINGS frame"))
+        #expect(verbose.stderr.contains("send [HEADERS frame"))
+        #expect(verbose.stderr.contains("recv [DATA frame"))
+        #expect(verbose.stderr.contains("x-checksum: d41d8cd9"))
+        #expect(verbose.stderr.contains("trailers:"))
+        #expect(verbose.text == "a body, then trailers\n")
+
+        // -I prints only the head.
+        let head = try await Peers.run(Peers.h2, ["-I", "\(base)/blob.bin"])
+        #expect(head.text.hasPrefix(":status: 200\n") && head.text.contains("content-length: \(3 << 20)"))
+
+        // --check-status exits 3, 4 or 5; without it a 404 is a success.
+        #expect(try await Peers.run(Peers.h2, ["--check-status", "\(base)/status/404"]).status == 4)
+        #expect(try await Peers.run(Peers.h2, ["--check-status", "\(base)/status/503"]).status == 5)
+        #expect(try await Peers.run(Peers.h2, ["--check-status", "\(base)/status/302"]).status == 3)
+        #expect(try await Peers.run(Peers.h2, ["\(base)/status/404"]).status == 0)
+
+        // --timeout exits 2.
+        let slow = try await Peers.run(Peers.h2, ["--timeout", "0.3", "\(base)/delay/3"])
+        #expect(slow.status == 2)
+        #expect(slow.stderr.contains("timed out"))
+    }
+
+    @Test func failuresHaveClearMessagesAndExitCodes() async throws {
+        let badURL = try await Peers.run(Peers.h2, ["ftp://127.0.0.1/"])
+        #expect(badURL.status == 1)
+        #expect(badURL.stderr.contains("invalid URL"))
+
+        let unusedPort = try await Peers.freePort()
+        let refused = try await Peers.run(Peers.h2, ["http://127.0.0.1:\(unusedPort)/"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("connection refused"), "\(refused.stderr)")
+
+        let unknownHost = try await Peers.run(Peers.h2, ["http://no-such-host.invalid/"])
+        #expect(unknownHost.status == 1)
+        #expect(unknownHost.stderr.contains("unknown host"), "\(unknownHost.stderr)")
+
+        let badItem = try await Peers.run(Peers.h2, ["http://127.0.0.1:\(unusedPort)/", "not-an-item"])
+        #expect(badItem.status == 1)
+        #expect(badItem.stderr.contains("not a request item"))
+
+        // A stream the server resets mid-body.
+        struct Boom: Error {}
+        let server = try await ServerSession.bind(port: 0) { _ in
+            ServerResponse(body: .writer { writer in
+                try await writer.write("partial")
+                throw Boom()
+            })
+        }
+        let reset = try await Peers.run(Peers.h2, ["http://127.0.0.1:\(server.port)/"])
+        #expect(reset.status == 1)
+        #expect(reset.stderr.contains("reset by the server with INTERNAL_ERROR"), "\(reset.stderr)")
+        await server.close()
+    }
+
+    @Test func requestsAgainstNghttpd() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bytes = payload(5 << 20, seed: 4)
+        try Data(bytes).write(to: URL(fileURLWithPath: directory + "/file.bin"))
+        let (nghttpd, port) = try await Peers.nghttpd(directory: directory)
+        defer { nghttpd.stop() }
+        let output = directory + "/copy.bin"
+        let result = try await Peers.run(Peers.h2, ["-o", output, "http://127.0.0.1:\(port)/file.bin"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == Data(bytes))
+        let missing = try await Peers.run(Peers.h2, ["--check-status", "http://127.0.0.1:\(port)/missing"])
+        #expect(missing.status == 4)
+        let verbose = try await Peers.run(Peers.h2, ["-v", "-o", "/dev/null", "http://127.0.0.1:\(port)/file.bin"])
+        #expect(verbose.stderr.contains("recv [HEADERS frame"))
+        #expect(verbose.stderr.contains(":status: 200"))
+    }
+
+    @Test func everyEndpointUnderCurlAndNghttp() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("<h1>index</h1>\n".utf8).write(to: URL(fileURLWithPath: directory + "/index.html"))
+        let (serve, base) = try await startServe(directory: directory)
+        defer { serve.stop() }
+        func curl(_ arguments: [String]) async throws -> Peers.Result {
+            try await Peers.run("curl", ["-sS", "--http2-prior-knowledge"] + arguments)
+        }
+        for (method, path) in [("GET", "get"), ("POST", "post"), ("PUT", "put"), ("PATCH", "patch"), ("DELETE", "delete"), ("OPTIONS", "anything/x")] {
+            let result = try await curl(["-X", method, "-d", "a=1", "\(base)/\(path)", "-w", "\n%{http_version} %{http_code}"])
+            #expect(result.text.hasSuffix("\n2 200"), "\(method) /\(path): \(result.text)")
+            #expect(result.text.contains("\"method\" : \"\(method)\""))
+        }
+        #expect(try await curl(["-X", "POST", "\(base)/get", "-o", "/dev/null", "-w", "%{http_code}"]).text == "405")
+        #expect(try await curl(["-H", "X-One: 1", "\(base)/headers"]).text.contains("\"x-one\" : \"1\""))
+        #expect(try await curl(["\(base)/status/418", "-o", "/dev/null", "-w", "%{http_code}"]).text == "418")
+        #expect(try await curl(["\(base)/bytes/1000"]).stdout.count == 1000)
+        #expect(try await curl(["\(base)/stream-bytes/5000?chunk_size=700"]).stdout.count == 5000)
+        #expect(try await curl(["\(base)/bytes/1000?seed=5"]).stdout == (try await curl(["\(base)/stream-bytes/1000?seed=5&chunk_size=64"])).stdout)
+        #expect(try await curl(["\(base)/delay/0.1"]).text.contains("\"path\" : \"/delay/0.1\""))
+        #expect(try await curl(["--data-binary", "echo me", "\(base)/echo"]).text == "echo me")
+        let gzip = try await curl(["--compressed", "-D", "-", "\(base)/gzip"])
+        #expect(gzip.text.contains("content-encoding: gzip"))
+        #expect(gzip.text.contains("\"gzipped\":true"))
+        #expect(try await curl(["\(base)/"]).text == "<h1>index</h1>\n")
+        #expect(try await curl(["-I", "\(base)/index.html"]).text.contains("content-type: text/html"))
+        #expect(try await curl(["\(base)/nope", "-o", "/dev/null", "-w", "%{http_code}"]).text == "404")
+
+        // nghttp: several endpoints on one connection, and the trailers frame.
+        let nghttp = try await Peers.run("nghttp", ["-nv", "\(base)/get", "\(base)/trailers", "\(base)/bytes/100", "\(base)/index.html"])
+        #expect(nghttp.status == 0)
+        #expect(nghttp.text.contains("x-checksum: d41d8cd9"))
+        #expect(nghttp.text.components(separatedBy: ":status: 200").count - 1 == 4)
+    }
+
+    @Test func loadAgainstNghttpdCountsLikeH2load() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("hello\n".utf8).write(to: URL(fileURLWithPath: directory + "/index.html"))
+        let (nghttpd, port) = try await Peers.nghttpd(directory: directory)
+        defer { nghttpd.stop() }
+        let url = "http://127.0.0.1:\(port)/index.html"
+        let ours = try await Peers.run(Peers.h2, ["load", "-n", "20000", "-c", "2", "-m", "20", url])
+        #expect(ours.status == 0, "\(ours.stderr)")
+        #expect(ours.text.contains("requests: 20000 total, 20000 succeeded, 0 failed"), "\(ours.text)")
+        #expect(ours.text.contains("status codes: 200: 20000"))
+        let theirs = try await Peers.run("h2load", ["-n", "20000", "-c", "2", "-m", "20", "-t", "1", url])
+        #expect(theirs.text.contains("requests: 20000 total, 20000 started, 20000 done, 20000 succeeded, 0 failed"))
+    }
+
+    @Test func serveStopsGracefullyOnSIGTERM() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (serve, base) = try await startServe(directory: directory)
+        defer { serve.stop() }
+        #expect(try await Peers.run(Peers.h2, ["\(base)/get"]).status == 0)
+        kill(serve.process.processIdentifier, SIGTERM)
+        for _ in 0..<500 where serve.process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(!serve.process.isRunning, "h2 serve did not stop on SIGTERM")
+        if !serve.process.isRunning { #expect(serve.process.terminationStatus == 0) }
+    }
+}
