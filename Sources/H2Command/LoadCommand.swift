@@ -27,6 +27,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Argument(help: "The URL to request (GET).")
     var url: String
 
+    @OptionGroup var tls: ClientTLSOptions
+
     func validate() throws {
         guard requests > 0, connections > 0, streams > 0 else { throw ValidationError("-n, -c and -m must be positive") }
     }
@@ -40,7 +42,9 @@ struct LoadCommand: AsyncParsableCommand {
         }
         let clients: [ClientSession]
         do {
-            clients = try await (0..<connections).asyncMap { _ in try await ClientSession.connect(to: url) }
+            var configuration = ClientSession.Configuration()
+            configuration.tls = try tls.configuration(for: url)
+            clients = try await (0..<connections).asyncMap { _ in try await ClientSession.connect(to: url, configuration: configuration) }
         } catch {
             printError("h2: \(describe(error, url: url))")
             throw ExitCode(1)

@@ -35,6 +35,8 @@ struct RequestCommand: AsyncParsableCommand {
     @Option(help: "Give up after this many seconds.")
     var timeout: Double?
 
+    @OptionGroup var tls: ClientTLSOptions
+
     func run() async throws {
         let invocation: Invocation
         do {
@@ -65,6 +67,7 @@ struct RequestCommand: AsyncParsableCommand {
     private func perform(_ invocation: Invocation) async throws -> Int32 {
         var configuration = ClientSession.Configuration()
         if debug { configuration.logger.logLevel = .debug }
+        configuration.tls = try tls.configuration(for: invocation.url)
         let start = ContinuousClock.now
         if verbose {
             configuration.frameObserver = { direction, frame in
@@ -157,7 +160,7 @@ struct Invocation {
         var description: String {
             switch self {
             case .missingURL: "a URL is needed: h2 [METHOD] URL [ITEM ...]"
-            case .invalidURL(let url): "invalid URL '\(url)': use http://host[:port]/path"
+            case .invalidURL(let url): "invalid URL '\(url)': use http://host[:port]/path or https://…"
             case .unreadable(let path): "cannot read \(path)"
             case .invalidHeader(let name): "invalid header name '\(name)'"
             }
@@ -173,7 +176,9 @@ struct Invocation {
         }
         guard let rawURL = words.first else { throw Error.missingURL }
         let url = rawURL.contains("://") ? rawURL : "http://" + (rawURL.hasPrefix(":") ? "127.0.0.1" + rawURL : rawURL)
-        guard let components = URLComponents(string: url), components.scheme?.lowercased() == "http", let host = components.host, !host.isEmpty else {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = components.host, !host.isEmpty
+        else {
             throw Error.invalidURL(rawURL)
         }
         let items = try RequestItems(parsing: Array(words.dropFirst()))
@@ -203,7 +208,7 @@ struct Invocation {
         self.url = url
         self.request = HTTPRequest(
             method: HTTPRequest.Method(method ?? defaultMethod)!,
-            scheme: "http",
+            scheme: scheme,
             authority: authority,
             path: target,
             headerFields: fields
@@ -232,6 +237,8 @@ func describe(_ error: any Error, url: String) -> String {
         default:
             return error.description
         }
+    case let error as TLSError:
+        return "TLS: \(error)"
     case let error as NIOConnectionError:
         if error.dnsAAAAError != nil || error.dnsAError != nil, error.connectionErrors.isEmpty {
             return "unknown host in \(url)"
@@ -250,5 +257,37 @@ func describe(_ error: any Error, url: String) -> String {
         return "I/O error: \(error)"
     default:
         return "\(error)"
+    }
+}
+
+/// The TLS flags of the commands that connect: `--cacert`, `-k/--insecure`, `--cert`/`--key`.
+struct ClientTLSOptions: ParsableArguments {
+    @Option(help: "Trust the CA certificates in this PEM file (instead of the system's).")
+    var cacert: String?
+
+    @Flag(name: [.customShort("k"), .long], help: "Do not verify the server's certificate (insecure).")
+    var insecure = false
+
+    @Option(help: "Present this client certificate (PEM) for mutual TLS.")
+    var cert: String?
+
+    @Option(help: "The private key (PEM) of --cert.")
+    var key: String?
+
+    func validate() throws {
+        if (cert == nil) != (key == nil) { throw ValidationError("--cert and --key go together") }
+    }
+
+    /// The TLS configuration for an `https://` URL; `nil` for `http://`.
+    func configuration(for url: String) throws -> TLSConfiguration? {
+        guard url.lowercased().hasPrefix("https://") else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let cacert { configuration.trustRoots = .file(cacert) }
+        if insecure { configuration.certificateVerification = .insecureNoVerification }
+        if let cert, let key {
+            configuration.certificateChain = .file(cert)
+            configuration.privateKey = .file(key)
+        }
+        return configuration
     }
 }

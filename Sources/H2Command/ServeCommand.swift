@@ -21,15 +21,37 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Serve the files of this directory.")
     var dir: String?
 
+    @Option(help: "Serve TLS (https, ALPN h2) with this certificate chain (PEM).")
+    var tlsCert: String?
+
+    @Option(help: "The private key (PEM) of --tls-cert.")
+    var tlsKey: String?
+
+    @Option(help: "Require client certificates signed by the CAs in this PEM file (mutual TLS).")
+    var clientCA: String?
+
     @Flag(help: "Log connection events (debug level) to stderr.")
     var debug = false
 
     @Flag(help: "Do not print one access-log line per request.")
     var quiet = false
 
+    func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        if clientCA != nil, tlsCert == nil { throw ValidationError("--client-ca needs --tls-cert and --tls-key") }
+    }
+
     func run() async throws {
         var configuration = ServerSession.Configuration()
         if debug { configuration.logger.logLevel = .debug }
+        if let tlsCert, let tlsKey {
+            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: .file(tlsCert), privateKey: .file(tlsKey))
+            if let clientCA {
+                tls.trustRoots = .file(clientCA)
+                tls.clientCertificateVerification = .required
+            }
+            configuration.tls = tls
+        }
         let testServer = TestServer(directory: dir)
         let quiet = self.quiet
         let server = try await ServerSession.bind(host: host, port: port, configuration: configuration) { request in
@@ -45,7 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
             }
             return response
         }
-        printError("h2: serving on http://\(host):\(server.port)\(dir.map { " (files from \($0))" } ?? "")")
+        printError("h2: serving on \(tlsCert == nil ? "http" : "https")://\(host):\(server.port)\(dir.map { " (files from \($0))" } ?? "")")
         let signals = SignalWatcher { signal in
             printError("h2: \(signal), shutting down gracefully")
             Task { await server.close(gracePeriod: .seconds(5)) }

@@ -21,7 +21,7 @@ import Foundation
 /// Cancelling the task of a request resets that stream with CANCEL and nothing else. After a GOAWAY from the
 /// server, requests it did not process fail with ``HTTP2Error/notProcessed(streamID:)`` (safe to retry).
 public final class ClientSession: Sendable {
-    /// `http` (or `https` once TLS is configured).
+    /// `http`, or `https` over TLS.
     public let scheme: String
     /// `host[:port]`, sent as `:authority`.
     public let authority: String
@@ -37,37 +37,52 @@ public final class ClientSession: Sendable {
         self.closed = closed
     }
 
-    /// Connects to the server of `url` (`http://host[:port]`, HTTP/2 with prior knowledge).
+    /// Connects to the server of `url`: `http://host[:port]` (HTTP/2 with prior knowledge) or `https://host[:port]`
+    /// (TLS with ALPN `h2`, using ``Configuration/tls`` or, by default, the system's trust roots).
     ///
-    /// - Throws: ``HTTP2Error/invalidURL(_:)``, ``HTTP2Error/connectTimeout``, or the socket's error
-    ///   (e.g. connection refused).
+    /// - Throws: ``HTTP2Error/invalidURL(_:)``, ``HTTP2Error/connectTimeout``, ``TLSError`` (e.g.
+    ///   "certificate verify failed: hostname mismatch"), or the socket's error (e.g. connection refused).
     public static func connect(
         to url: String,
         configuration: Configuration = Configuration(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ClientSession {
         let target = try Target(url)
+        var configuration = configuration
+        if target.scheme == "https", configuration.tls == nil { configuration.tls = .makeClientConfiguration() }
+        if target.scheme == "http" { configuration.tls = nil }
         return try await connect(host: target.host, port: target.port, configuration: configuration, eventLoopGroup: eventLoopGroup)
     }
 
-    /// Connects to `host:port` over cleartext HTTP/2 (prior knowledge, [RFC 9113 §3.3](https://www.rfc-editor.org/rfc/rfc9113.html#section-3.3)).
+    /// Connects to `host:port`: over TLS when ``Configuration/tls`` is set, otherwise cleartext HTTP/2 with prior
+    /// knowledge ([RFC 9113 §3.3](https://www.rfc-editor.org/rfc/rfc9113.html#section-3.3)).
     public static func connect(
         host: String,
         port: Int,
         configuration: Configuration = Configuration(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ClientSession {
-        let connection = NIOLockedValueBox<(ConnectionReference, EventLoopFuture<Void>)?>(nil)
+        let connection = NIOLockedValueBox<(ConnectionReference, EventLoopFuture<Void>, EventLoopFuture<Void>)?>(nil)
         let connectionConfiguration = configuration.connectionConfiguration
+        let tlsContext = try configuration.tls.map { try TLSContext(configuration: $0) }
+        let handshakeTimeout = configuration.connectTimeout
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        let tls = try TLSHandler(context: tlsContext, role: .client, serverHostname: host, handshakeTimeout: handshakeTimeout)
+                        try channel.pipeline.syncOperations.addHandler(tls)
+                    }
                     let closed = channel.eventLoop.makePromise(of: Void.self)
+                    let ready = channel.eventLoop.makePromise(of: Void.self)
                     let handler = try ConnectionHandler(role: .client, configuration: connectionConfiguration, closed: closed)
+                    handler.ready = ready
+                    handler.waitsForTLS = tlsContext != nil
                     try channel.pipeline.syncOperations.addHandler(handler)
-                    connection.withLockedValue { $0 = (ConnectionReference(handler, eventLoop: channel.eventLoop), closed.futureResult) }
+                    let reference = ConnectionReference(handler, eventLoop: channel.eventLoop)
+                    connection.withLockedValue { $0 = (reference, closed.futureResult, ready.futureResult) }
                 }
             }
         let channel: any Channel
@@ -76,9 +91,18 @@ public final class ClientSession: Sendable {
         } catch ChannelError.connectTimeout {
             throw HTTP2Error.connectTimeout
         }
-        guard let (reference, closed) = connection.withLockedValue({ $0 }) else { throw HTTP2Error.sessionClosed }
-        let authority = port == 80 ? host : "\(host.contains(":") ? "[\(host)]" : host):\(port)"
-        return ClientSession(scheme: "http", authority: authority, channel: channel, connection: reference, closed: closed)
+        guard let (reference, closed, ready) = connection.withLockedValue({ $0 }) else { throw HTTP2Error.sessionClosed }
+        do {
+            try await ready.get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+        let scheme = tlsContext == nil ? "http" : "https"
+        let defaultPort = tlsContext == nil ? 80 : 443
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        let authority = port == defaultPort ? bracketed : "\(bracketed):\(port)"
+        return ClientSession(scheme: scheme, authority: authority, channel: channel, connection: reference, closed: closed)
     }
 
     /// Sends a request and waits for its response head.
@@ -193,8 +217,12 @@ extension ClientSession {
         public var additionalSettings: [Setting] = []
         /// libnghttp2 tuning (``Session/Options/noAutoWindowUpdate`` is always on: reading credits the windows).
         public var options = Session.Options()
-        /// How long connecting may take.
+        /// How long connecting may take (and, with TLS, the handshake too).
         public var connectTimeout: Duration = .seconds(10)
+        /// TLS: set for `https://` (the default then is ``TLSConfiguration/makeClientConfiguration()``: system trust
+        /// roots, host-name verification, ALPN `h2`). Set it to trust a private CA, present a client certificate,
+        /// or (explicitly, insecurely) skip verification.
+        public var tls: TLSConfiguration?
         /// A streaming request body's writer waits while more than this many bytes are queued.
         public var bodyHighWatermark = 256 << 10
         /// Where connection events (debug) and frames (trace) are logged.
@@ -236,10 +264,10 @@ struct Target {
         guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
             let host = components.host, !host.isEmpty
         else { throw HTTP2Error.invalidURL(url) }
-        guard scheme == "http" else { throw HTTP2Error.invalidURL("\(url) (only http:// is supported: HTTP/2 with prior knowledge)") }
+        guard scheme == "http" || scheme == "https" else { throw HTTP2Error.invalidURL("\(url) (use http:// or https://)") }
         self.scheme = scheme
         self.host = host
-        self.port = components.port ?? 80
+        self.port = components.port ?? (scheme == "https" ? 443 : 80)
         let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
         self.pathAndQuery = components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
     }

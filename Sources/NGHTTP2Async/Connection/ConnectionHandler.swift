@@ -59,6 +59,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     let closed: EventLoopPromise<Void>
     /// Server graceful shutdown: the PING whose ACK triggers the final GOAWAY.
     var shutdownPing: UInt64?
+    /// Succeeds when the connection can carry requests (at once for h2c; after the handshake with TLS), fails
+    /// with the error that ended it before that.
+    var ready: EventLoopPromise<Void>?
+    /// Whether a TLS handler sits below and must finish its handshake first.
+    var waitsForTLS = false
+    /// What the TLS handshake negotiated, once it completed.
+    var tls: TLSHandshakeCompleted?
 
     init(role: Role, configuration: ConnectionConfiguration, closed: EventLoopPromise<Void>) throws {
         self.role = role
@@ -111,7 +118,17 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         if case .server(_, let pool) = role, let reference { pool.add(reference) }
         logger.debug("HTTP/2 connection started")
+        if !waitsForTLS { ready?.succeed() }
         flush()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let handshake = event as? TLSHandshakeCompleted {
+            tls = handshake
+            logger.debug("TLS \(handshake.tlsVersion), ALPN \(handshake.negotiatedProtocol ?? "none"), \(handshake.cipher ?? "")")
+            ready?.succeed()
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -147,6 +164,8 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error: \(error)")
+        ready?.fail(error)
+        failAllStreams(error)
         context.close(promise: nil)
     }
 
@@ -227,6 +246,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         pings.removeAll()
         if case .server(_, let pool) = role, let reference { pool.remove(reference) }
         logger.debug("HTTP/2 connection closed")
+        ready?.fail(error)
         closed.succeed()
     }
 

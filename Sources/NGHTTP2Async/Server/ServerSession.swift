@@ -3,7 +3,8 @@ public import NGHTTP2
 public import NIOPosix
 public import Logging
 
-/// An HTTP/2 server: accepts connections (cleartext, prior knowledge) and answers each request with a handler.
+/// An HTTP/2 server: accepts connections (cleartext with prior knowledge, or TLS with ALPN `h2` when
+/// ``Configuration/tls`` is set) and answers each request with a handler.
 ///
 /// ```swift
 /// let server = try await ServerSession.bind(host: "127.0.0.1", port: 8080) { request in
@@ -47,6 +48,8 @@ public final class ServerSession: Sendable {
     ) async throws -> ServerSession {
         let pool = ConnectionPool()
         let connectionConfiguration = configuration.connectionConfiguration
+        let tlsContext = try configuration.tls.map { try TLSContext(configuration: $0) }
+        let handshakeTimeout = configuration.handshakeTimeout
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -54,6 +57,10 @@ public final class ServerSession: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tlsContext {
+                        let tls = try TLSHandler(context: tlsContext, role: .server, handshakeTimeout: handshakeTimeout)
+                        try channel.pipeline.syncOperations.addHandler(tls)
+                    }
                     let closed = channel.eventLoop.makePromise(of: Void.self)
                     let connection = try ConnectionHandler(
                         role: .server(handler: handler, pool: pool),
@@ -110,6 +117,11 @@ extension ServerSession {
         public var additionalSettings: [Setting] = []
         /// libnghttp2 tuning (``Session/Options/noAutoWindowUpdate`` is always on: reading credits the windows).
         public var options = Session.Options()
+        /// TLS: the certificate and key to serve (``TLSConfiguration/makeServerConfiguration(certificateChain:privateKey:)``),
+        /// and optionally client-certificate verification. `nil` serves cleartext HTTP/2 (h2c, prior knowledge).
+        public var tls: TLSConfiguration?
+        /// How long a client may take to finish the TLS handshake. Default 10 seconds.
+        public var handshakeTimeout: Duration = .seconds(10)
         /// How long a graceful close waits for streams in flight. Default 10 seconds.
         public var gracePeriod: Duration = .seconds(10)
         /// A streaming response body's writer waits while more than this many bytes are queued.
