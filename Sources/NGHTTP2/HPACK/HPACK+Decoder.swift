@@ -18,6 +18,10 @@ extension HPACK {
     /// A decoder is not thread-safe.
     public final class Decoder {
         private let inflater: OpaquePointer
+        /// Strings of the dynamic table's entries, reused while the entries live.
+        private var strings = FieldStringCache()
+        /// How many fields the last block had, to size the next result at once.
+        private var lastFieldCount = 8
 
         /// Creates a decoder with the protocol's initial dynamic table size, 4,096 bytes.
         ///
@@ -78,6 +82,7 @@ extension HPACK {
             let final = Int32(NGHTTP2_HD_INFLATE_FINAL.rawValue)
             let noIndex = UInt8(NGHTTP2_NV_FLAG_NO_INDEX.rawValue)
             var fields: [HeaderField] = []
+            fields.reserveCapacity(lastFieldCount)
             var offset = 0
             while true {
                 var nv = nghttp2_nv()
@@ -91,14 +96,15 @@ extension HPACK {
                     // The name and value point into the inflater (or the input): copy them now.
                     fields.append(
                         HeaderField(
-                            String(bytes: nv.name, count: nv.namelen),
-                            String(bytes: nv.value, count: nv.valuelen),
+                            strings.string(nv.name, count: nv.namelen),
+                            strings.string(nv.value, count: nv.valuelen),
                             flags: nv.flags & noIndex != 0 ? .noIndex : []
                         )
                     )
                 }
                 if flags & final != 0 {
                     nghttp2_hd_inflate_end_headers(inflater)
+                    lastFieldCount = fields.count
                     return .success(fields)
                 }
                 if flags & emit == 0 && consumed == 0 {

@@ -78,8 +78,8 @@ enum Trampolines {
             }
         }
         let field = HeaderField(
-            String(bytes: name, count: nameLength),
-            String(bytes: value, count: valueLength),
+            session.fieldStrings.string(name, count: nameLength),
+            session.fieldStrings.string(value, count: valueLength),
             flags: HeaderField.Flags(rawValue: flags & 0x1)
         )
         session.fieldBlock.append(field)

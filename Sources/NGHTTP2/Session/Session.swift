@@ -52,6 +52,8 @@ public final class Session {
     var oversizedStreams: Set<Int32> = []
     /// The SETTINGS_MAX_HEADER_LIST_SIZE this session advertised; libnghttp2 1.52 does not enforce it, so we do.
     var advertisedMaxHeaderListSize: Int?
+    /// Strings of received header fields, reused for repeated HPACK table entries.
+    var fieldStrings = FieldStringCache()
     /// The payload of the extension frame being received.
     var extensionPayload: [UInt8] = []
 
