@@ -1,12 +1,21 @@
 // A short ClientSession example: several requests at once on one HTTP/2 connection, a streamed upload,
-// a streamed download read chunk by chunk, and a PING.   Usage: ClientExample http://127.0.0.1:8080
+// a streamed download read chunk by chunk, and a PING.
+// Usage: ClientExample http://127.0.0.1:8080   or   ClientExample https://localhost:8443 ca.pem
 import Foundation
 import NGHTTP2Async
 import HTTPTypes
 import NIOCore
 
-let base = CommandLine.arguments.dropFirst().first ?? "http://127.0.0.1:8080"
-let client = try await ClientSession.connect(to: base)
+let arguments = Array(CommandLine.arguments.dropFirst())
+let base = arguments.first ?? "http://127.0.0.1:8080"
+var configuration = ClientSession.Configuration()
+if arguments.count > 1 {  // trust this CA (e.g. a test CA) instead of the system's
+    var tls = TLSConfiguration.makeClientConfiguration()
+    tls.trustRoots = .file(arguments[1])
+    configuration.tls = tls
+}
+let client = try await ClientSession.connect(to: base, configuration: configuration)
+print("connected to \(base) (\(client.scheme))")
 
 // Three requests in flight at once, on one connection.
 async let get = client.get("/get")

@@ -1,10 +1,16 @@
 // A short ServerSession example: "hello" for every path, `/echo` streams the request body back, and
-// `/stream` writes a body in pieces and ends it with trailers.   Usage: ServerExample [port]
+// `/stream` writes a body in pieces and ends it with trailers.   Usage: ServerExample [port [cert.pem key.pem]]
+// (with a certificate and key it serves TLS, ALPN h2).
 import HTTPTypes
 import NGHTTP2Async
 
-let port = CommandLine.arguments.dropFirst().first.flatMap { Int($0) } ?? 8080
-let server = try await ServerSession.bind(host: "127.0.0.1", port: port) { request in
+let arguments = Array(CommandLine.arguments.dropFirst())
+let port = arguments.first.flatMap { Int($0) } ?? 8080
+var configuration = ServerSession.Configuration()
+if arguments.count == 3 {
+    configuration.tls = .makeServerConfiguration(certificateChain: .file(arguments[1]), privateKey: .file(arguments[2]))
+}
+let server = try await ServerSession.bind(host: "127.0.0.1", port: port, configuration: configuration) { request in
     switch request.path {
     case "/echo":
         return ServerResponse(status: .ok, body: .stream(request.body))
@@ -17,5 +23,5 @@ let server = try await ServerSession.bind(host: "127.0.0.1", port: port) { reque
         return ServerResponse(status: .ok, headers: [.contentType: "text/plain"], body: .text("hello\n"))
     }
 }
-print("listening on http://127.0.0.1:\(server.port)")
+print("listening on \(configuration.tls == nil ? "http" : "https")://127.0.0.1:\(server.port)")
 try await server.run()
