@@ -35,12 +35,15 @@ struct RequestCommand: AsyncParsableCommand {
     @Option(help: "Give up after this many seconds.")
     var timeout: Double?
 
+    @Flag(help: "Do not read a request body from stdin.")
+    var ignoreStdin = false
+
     @OptionGroup var tls: ClientTLSOptions
 
     func run() async throws {
         let invocation: Invocation
         do {
-            invocation = try Invocation(words: words, stdin: readStandardInput())
+            invocation = try Invocation(words: words, stdin: ignoreStdin ? nil : readStandardInput())
         } catch {
             printError("h2: \(error)")
             throw ExitCode(1)
@@ -217,9 +220,12 @@ struct Invocation {
     }
 }
 
-/// Reads stdin when it is a pipe or a file (not a terminal).
+/// Reads stdin when it is a pipe or a regular file — not a terminal, /dev/null or an inherited socket.
 func readStandardInput() -> Data? {
-    guard isatty(0) == 0 else { return nil }
+    var status = stat()
+    guard fstat(0, &status) == 0 else { return nil }
+    let type = status.st_mode & S_IFMT
+    guard type == S_IFIFO || type == S_IFREG else { return nil }
     return FileHandle.standardInput.readDataToEndOfFile()
 }
 

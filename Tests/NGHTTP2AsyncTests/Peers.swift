@@ -2,6 +2,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 
+/// One child process starts at a time: Foundation's Process wires file descriptors by number, and concurrent
+/// spawns from parallel tests were seen handing a child another test's open file as its stdin.
+private let spawnLock = NSLock()
+
 /// Real HTTP/2 peers from Debian packages (nghttpd, nghttp, h2load, curl), run as child processes on 127.0.0.1.
 enum Peers {
     /// A running child process; terminated when stopped or dropped.
@@ -41,8 +45,9 @@ enum Peers {
         process.standardOutput = out
         process.standardError = err
         let input = Pipe()
-        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
+        // Not FileHandle.nullDevice: with it the child inherits the test process's own stdin.
+        process.standardInput = stdin == nil ? FileHandle(forReadingAtPath: "/dev/null") : input
+        try spawnLock.withLock { try process.run() }
         if let stdin {
             try input.fileHandleForWriting.write(contentsOf: stdin)
             try input.fileHandleForWriting.close()
@@ -67,9 +72,10 @@ enum Peers {
         process.executableURL = URL(fileURLWithPath: try path(of: executable))
         process.arguments = arguments
         let output = Pipe()
+        process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         process.standardOutput = FileHandle.nullDevice
         process.standardError = output
-        try process.run()
+        try spawnLock.withLock { try process.run() }
         let running = Running(process, output: output)
         for _ in 0..<500 {
             if await isListening(port) { return running }
