@@ -43,20 +43,6 @@ private func entrySize(_ field: HeaderField) -> Int {
     field.name.utf8.count + field.value.utf8.count + 32
 }
 
-/// SplitMix64: a small deterministic PRNG, so that randomized tests repeat exactly. (Its own name, so
-/// that it cannot clash with another test file's generator in the same module.)
-private struct HPACKSplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A dynamic table size update to 256 as a header block of its own. RFC 7541's Appendix C.5 and C.6
 /// assume a decoder whose table is 256 bytes from the start. A real decoder starts at 4,096; once it
 /// lowers its limit (setMaxDynamicTableSize(256)), RFC 7541 §4.2 requires the encoder to start its next
@@ -239,7 +225,7 @@ private let sizeUpdateTo256: [UInt8] = [0x3f, 0xe1, 0x01]
     }
 
     @Test func randomizedRoundTripsKeepTablesInSync() throws {
-        var random = HPACKSplitMix64(seed: 0x5EED_4BAC)
+        var random = SplitMix64(seed: 0x5EED_4BAC)
         let names = ["x-a", "x-b", "x-trace-id", "accept", "user-agent", "content-type", ":authority", "via"]
         let encoder = try HPACK.Encoder()
         let decoder = try HPACK.Decoder()
@@ -703,7 +689,7 @@ private let sizeUpdateTo256: [UInt8] = [0x3f, 0xe1, 0x01]
     }
 
     @Test func randomBytesNeverCrashTheDecoder() throws {
-        var random = HPACKSplitMix64(seed: 0xC0FF_EE00_D15E_A5E5)
+        var random = SplitMix64(seed: 0xC0FF_EE00_D15E_A5E5)
         let valid = [Self.c41, Self.c61, Self.c41 + Self.c61]
         var decoded = 0
         var failed = 0
