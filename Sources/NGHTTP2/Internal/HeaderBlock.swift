@@ -15,10 +15,17 @@ enum HeaderBlock {
                 var offset = 0
                 func copy(_ string: String) -> (UnsafeMutablePointer<UInt8>, Int) {
                     let start = bytes.baseAddress! + offset
-                    var count = 0
-                    for byte in string.utf8 {
-                        start[count] = byte
-                        count += 1
+                    let utf8 = string.utf8
+                    let copied = utf8.withContiguousStorageIfAvailable { source -> Int in
+                        if let base = source.baseAddress { start.update(from: base, count: source.count) }
+                        return source.count
+                    }
+                    var count = copied ?? 0
+                    if copied == nil {
+                        for byte in utf8 {
+                            start[count] = byte
+                            count += 1
+                        }
                     }
                     offset += count
                     return (start, count)
