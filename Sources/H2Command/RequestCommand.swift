@@ -117,8 +117,11 @@ struct RequestCommand: AsyncParsableCommand {
 
     private func writeBody(of response: Response) async throws {
         if let output {
-            _ = FileManager.default.createFile(atPath: output, contents: nil)
-            guard let file = FileHandle(forWritingAtPath: output) else { throw CleanExit.message("h2: cannot write \(output)") }
+            // open(2), not FileManager.createFile: that writes a new file and renames it over the path, which
+            // would replace a device such as /dev/null with a regular file.
+            let descriptor = open(output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            guard descriptor >= 0 else { throw CleanExit.message("h2: cannot write \(output)") }
+            let file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
             defer { try? file.close() }
             let progress = isatty(2) != 0 ? Progress(total: response.contentLength) : nil
             for try await chunk in response.body {

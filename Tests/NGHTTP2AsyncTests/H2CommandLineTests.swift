@@ -29,7 +29,7 @@ import NGHTTP2Async
         defer { serve.stop() }
 
         // Headers and query parameters.
-        let get = try await Peers.run(Peers.h2, ["--ignore-stdin", "-v", "\(base)/get", "page==2", "q==a b", "X-Trace:abc"])
+        let get = try await Peers.run(Peers.h2, ["-v", "\(base)/get", "page==2", "q==a b", "X-Trace:abc"])
         #expect(get.status == 0)
         let getJSON = try json(get)
         #expect(getJSON["args"] as? [String: String] == ["page": "2", "q": "a b"])
@@ -37,7 +37,7 @@ import NGHTTP2Async
         #expect(getJSON["method"] as? String == "GET")
 
         // JSON fields make a POST with a JSON body.
-        let post = try await Peers.run(Peers.h2, ["--ignore-stdin", "\(base)/post", "name=h2", "count:=3", "tags:=[1,2]"])
+        let post = try await Peers.run(Peers.h2, ["\(base)/post", "name=h2", "count:=3", "tags:=[1,2]"])
         let postJSON = try json(post)
         #expect(postJSON["method"] as? String == "POST")
         let sent = postJSON["json"] as? [String: Any]
@@ -45,19 +45,19 @@ import NGHTTP2Async
         #expect((postJSON["headers"] as? [String: String])?["content-type"] == "application/json")
 
         // A body from a file, and from stdin.
-        let fromFile = try await Peers.run(Peers.h2, ["--ignore-stdin", "PUT", "\(base)/put", "@\(directory)/body.json"])
+        let fromFile = try await Peers.run(Peers.h2, ["PUT", "\(base)/put", "@\(directory)/body.json"])
         #expect(try json(fromFile)["data"] as? String == #"{"from":"file"}"#)
         let piped = try await Peers.run(Peers.h2, ["\(base)/echo"], stdin: Data("piped bytes".utf8))
         #expect(piped.text == "piped bytes")
 
         // -o writes the same bytes.
         let output = directory + "/out.bin"
-        let download = try await Peers.run(Peers.h2, ["--ignore-stdin", "-o", output, "\(base)/blob.bin"])
+        let download = try await Peers.run(Peers.h2, ["-o", output, "\(base)/blob.bin"])
         #expect(download.status == 0)
         #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == Data(fileBytes))
 
         // -v prints the frames both ways; trailers come after the body.
-        let verbose = try await Peers.run(Peers.h2, ["--ignore-stdin", "-v", "\(base)/trailers"])
+        let verbose = try await Peers.run(Peers.h2, ["-v", "\(base)/trailers"])
         #expect(verbose.stderr.contains("send [SETTINGS frame"))
         #expect(verbose.stderr.contains("recv [SETTINGS frame"))
         #expect(verbose.stderr.contains("send [HEADERS frame"))
@@ -67,36 +67,36 @@ import NGHTTP2Async
         #expect(verbose.text == "a body, then trailers\n")
 
         // -I prints only the head.
-        let head = try await Peers.run(Peers.h2, ["--ignore-stdin", "-I", "\(base)/blob.bin"])
+        let head = try await Peers.run(Peers.h2, ["-I", "\(base)/blob.bin"])
         #expect(head.text.hasPrefix(":status: 200\n") && head.text.contains("content-length: \(3 << 20)"))
 
         // --check-status exits 3, 4 or 5; without it a 404 is a success.
-        #expect(try await Peers.run(Peers.h2, ["--ignore-stdin", "--check-status", "\(base)/status/404"]).status == 4)
-        #expect(try await Peers.run(Peers.h2, ["--ignore-stdin", "--check-status", "\(base)/status/503"]).status == 5)
-        #expect(try await Peers.run(Peers.h2, ["--ignore-stdin", "--check-status", "\(base)/status/302"]).status == 3)
-        #expect(try await Peers.run(Peers.h2, ["--ignore-stdin", "\(base)/status/404"]).status == 0)
+        #expect(try await Peers.run(Peers.h2, ["--check-status", "\(base)/status/404"]).status == 4)
+        #expect(try await Peers.run(Peers.h2, ["--check-status", "\(base)/status/503"]).status == 5)
+        #expect(try await Peers.run(Peers.h2, ["--check-status", "\(base)/status/302"]).status == 3)
+        #expect(try await Peers.run(Peers.h2, ["\(base)/status/404"]).status == 0)
 
         // --timeout exits 2.
-        let slow = try await Peers.run(Peers.h2, ["--ignore-stdin", "--timeout", "0.3", "\(base)/delay/3"])
+        let slow = try await Peers.run(Peers.h2, ["--timeout", "0.3", "\(base)/delay/3"])
         #expect(slow.status == 2)
         #expect(slow.stderr.contains("timed out"))
     }
 
     @Test func failuresHaveClearMessagesAndExitCodes() async throws {
-        let badURL = try await Peers.run(Peers.h2, ["--ignore-stdin", "ftp://127.0.0.1/"])
+        let badURL = try await Peers.run(Peers.h2, ["ftp://127.0.0.1/"])
         #expect(badURL.status == 1)
         #expect(badURL.stderr.contains("invalid URL"))
 
         let unusedPort = try await Peers.freePort()
-        let refused = try await Peers.run(Peers.h2, ["--ignore-stdin", "http://127.0.0.1:\(unusedPort)/"])
+        let refused = try await Peers.run(Peers.h2, ["http://127.0.0.1:\(unusedPort)/"])
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("connection refused"), "\(refused.stderr)")
 
-        let unknownHost = try await Peers.run(Peers.h2, ["--ignore-stdin", "http://no-such-host.invalid/"])
+        let unknownHost = try await Peers.run(Peers.h2, ["http://no-such-host.invalid/"])
         #expect(unknownHost.status == 1)
         #expect(unknownHost.stderr.contains("unknown host"), "\(unknownHost.stderr)")
 
-        let badItem = try await Peers.run(Peers.h2, ["--ignore-stdin", "http://127.0.0.1:\(unusedPort)/", "not-an-item"])
+        let badItem = try await Peers.run(Peers.h2, ["http://127.0.0.1:\(unusedPort)/", "not-an-item"])
         #expect(badItem.status == 1)
         #expect(badItem.stderr.contains("not a request item"))
 
@@ -108,7 +108,7 @@ import NGHTTP2Async
                 throw Boom()
             })
         }
-        let reset = try await Peers.run(Peers.h2, ["--ignore-stdin", "http://127.0.0.1:\(server.port)/"])
+        let reset = try await Peers.run(Peers.h2, ["http://127.0.0.1:\(server.port)/"])
         #expect(reset.status == 1)
         #expect(reset.stderr.contains("reset by the server with INTERNAL_ERROR"), "\(reset.stderr)")
         await server.close()
@@ -122,13 +122,16 @@ import NGHTTP2Async
         let (nghttpd, port) = try await Peers.nghttpd(directory: directory)
         defer { nghttpd.stop() }
         let output = directory + "/copy.bin"
-        let result = try await Peers.run(Peers.h2, ["--ignore-stdin", "-o", output, "http://127.0.0.1:\(port)/file.bin"])
+        let result = try await Peers.run(Peers.h2, ["-o", output, "http://127.0.0.1:\(port)/file.bin"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: output)) == Data(bytes))
-        let missing = try await Peers.run(Peers.h2, ["--ignore-stdin", "--check-status", "http://127.0.0.1:\(port)/missing"])
+        let missing = try await Peers.run(Peers.h2, ["--check-status", "http://127.0.0.1:\(port)/missing"])
         #expect(missing.status == 4)
-        let verbose = try await Peers.run(Peers.h2, ["--ignore-stdin", "-v", "-o", "/dev/null", "http://127.0.0.1:\(port)/file.bin"])
+        let verbose = try await Peers.run(Peers.h2, ["-v", "-o", "/dev/null", "http://127.0.0.1:\(port)/file.bin"])
         #expect(verbose.stderr.contains("recv [HEADERS frame"))
+        // -o opens the path; it never replaces it (a rename over /dev/null once turned it into a regular file).
+        var status = stat()
+        #expect(stat("/dev/null", &status) == 0 && status.st_mode & S_IFMT == S_IFCHR, "/dev/null is no longer a device")
         #expect(verbose.stderr.contains(":status: 200"))
     }
 
@@ -188,7 +191,7 @@ import NGHTTP2Async
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let (serve, base) = try await startServe(directory: directory)
         defer { serve.stop() }
-        #expect(try await Peers.run(Peers.h2, ["--ignore-stdin", "\(base)/get"]).status == 0)
+        #expect(try await Peers.run(Peers.h2, ["\(base)/get"]).status == 0)
         kill(serve.process.processIdentifier, SIGTERM)
         for _ in 0..<500 where serve.process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
         #expect(!serve.process.isRunning, "h2 serve did not stop on SIGTERM")

@@ -2,10 +2,6 @@ import Foundation
 import NIOCore
 import NIOPosix
 
-/// One child process starts at a time: Foundation's Process wires file descriptors by number, and concurrent
-/// spawns from parallel tests were seen handing a child another test's open file as its stdin.
-private let spawnLock = NSLock()
-
 /// Real HTTP/2 peers from Debian packages (nghttpd, nghttp, h2load, curl), run as child processes on 127.0.0.1.
 enum Peers {
     /// A running child process; terminated when stopped or dropped.
@@ -45,15 +41,16 @@ enum Peers {
         process.standardOutput = out
         process.standardError = err
         let input = Pipe()
-        // Not FileHandle.nullDevice: with it the child inherits the test process's own stdin.
         process.standardInput = stdin == nil ? FileHandle(forReadingAtPath: "/dev/null") : input
-        try spawnLock.withLock { try process.run() }
+        try process.run()
         if let stdin {
             try input.fileHandleForWriting.write(contentsOf: stdin)
             try input.fileHandleForWriting.close()
         }
-        let outTask = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }
-        let errTask = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }
+        // Blocking reads on dispatch threads, not Swift's cooperative pool: a hung child must not starve the
+        // pool (2 threads on 2 cores), or no timeout could ever fire.
+        let outTask = Task { await readToEnd(out.fileHandleForReading) }
+        let errTask = Task { await readToEnd(err.fileHandleForReading) }
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if ContinuousClock.now > deadline {
@@ -66,6 +63,12 @@ enum Peers {
         return Result(status: process.terminationStatus, stdout: await outTask.value, stderr: String(decoding: await errTask.value, as: UTF8.self))
     }
 
+    static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        }
+    }
+
     /// Starts a long-running peer (a server) and waits until `port` accepts connections.
     static func start(_ executable: String, _ arguments: [String], waitForPort port: Int) async throws -> Running {
         let process = Process()
@@ -75,7 +78,7 @@ enum Peers {
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
         process.standardOutput = FileHandle.nullDevice
         process.standardError = output
-        try spawnLock.withLock { try process.run() }
+        try process.run()
         let running = Running(process, output: output)
         for _ in 0..<500 {
             if await isListening(port) { return running }

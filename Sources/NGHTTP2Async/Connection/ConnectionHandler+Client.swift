@@ -12,8 +12,8 @@ extension ConnectionHandler {
         cancellation: RequestCancellation,
         continuation: CheckedContinuation<Response, any Error>
     ) -> (OutboundBody.Reference, @Sendable (BodyWriter) async throws -> Void)? {
-        guard let reference, !isClosing else {
-            continuation.resume(throwing: HTTP2Error.sessionClosed)
+        guard let reference, !isClosing, context?.channel.isActive == true else {
+            continuation.resume(throwing: endedBecause ?? HTTP2Error.sessionClosed)
             return nil
         }
         guard !cancellation.isCancelled else {

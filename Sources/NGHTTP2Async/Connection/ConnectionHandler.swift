@@ -50,6 +50,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     var isClosing = false
     /// Set once a fatal error ended the session.
     var hasFailed = false
+    /// Why the connection ended, once it did: new requests fail with it.
+    var endedBecause: (any Error)?
     /// The GOAWAY received from the peer, if any.
     var goawayReceived: (lastStreamID: Int32, errorCode: ErrorCode)?
     /// PINGs in flight, by opaque data.
@@ -164,6 +166,8 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error: \(error)")
+        if endedBecause == nil { endedBecause = error }
+        isClosing = true
         ready?.fail(error)
         failAllStreams(error)
         context.close(promise: nil)
@@ -241,6 +245,8 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     private func connectionEnded() {
         let error = HTTP2Error.connectionClosed(errorCode: goawayReceived?.errorCode)
+        isClosing = true
+        if endedBecause == nil { endedBecause = error }
         failAllStreams(error)
         for (_, ping) in pings { ping.continuation.resume(throwing: error) }
         pings.removeAll()
