@@ -83,20 +83,21 @@ extension ConnectionHandler {
             case .refusedStream: .notProcessed(streamID: streamID)
             default: .streamReset(streamID: streamID, errorCode: errorCode, byPeer: stream.resetByPeer)
             }
-        if errorCode == .noError {
-            // A clean end: only what is still waiting learns that the stream is over.
-            if let response = stream.response {
-                stream.response = nil
-                response.resume(throwing: HTTP2Error.malformedMessage("stream \(streamID) ended without a response"))
-            }
+        guard errorCode == .noError else {
+            logger.debug("stream \(streamID) closed: \(error)")
+            return fail(stream, error)
+        }
+        // A clean end: only what is still waiting learns that the stream is over (the common case: nothing).
+        if let response = stream.response {
+            stream.response = nil
+            response.resume(throwing: HTTP2Error.malformedMessage("stream \(streamID) ended without a response"))
+        }
+        if !stream.inbound.hasEnded {
             let discarded = stream.inbound.fail(error)
             if discarded > 0 { try? session.consumeConnection(count: discarded) }
-            stream.outbound?.fail(error)
-            stream.outbound = nil
-        } else {
-            logger.debug("stream \(streamID) closed: \(error)")
-            fail(stream, error)
         }
+        if let outbound = stream.outbound, !outbound.isComplete { outbound.fail(error) }
+        stream.outbound = nil
     }
 
     /// The response ended while the request body is still coming: ask the client to stop (RFC 9113 §8.1).

@@ -45,7 +45,11 @@ private func respond(
     do {
         let response = try await handler(request)
         guard case .writer(let produce) = response.body.storage else {
-            connection.execute { $0.submitResponse(streamID: streamID, response) }
+            if connection.eventLoop.inEventLoop {
+                connection.handler.value.submitResponse(streamID: streamID, response)  // no closure to allocate
+            } else {
+                connection.execute { $0.submitResponse(streamID: streamID, response) }
+            }
             return
         }
         let writer = try await withCheckedThrowingContinuation { continuation in

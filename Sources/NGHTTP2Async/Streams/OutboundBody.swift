@@ -32,6 +32,9 @@ final class OutboundBody {
 
     // MARK: libnghttp2 side (inside Session.send)
 
+    /// Whether the whole body, with its end, was handed to libnghttp2.
+    private(set) var isComplete = false
+
     /// Fills a DATA frame's payload.
     func read(into buffer: UnsafeMutableRawBufferPointer, session: Session) throws -> DataProvider.Result {
         if failure != nil { throw Session.StreamReset(.internalError) }
@@ -57,6 +60,7 @@ final class OutboundBody {
             waiter.resume()
         }
         guard chunks.isEmpty, isFinished else { return written == 0 ? .deferred : .bytes(written) }
+        isComplete = true
         if let trailers {
             var fields: [HeaderField] = []
             trailers.appendHTTP2Fields(to: &fields)

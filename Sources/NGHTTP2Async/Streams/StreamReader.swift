@@ -169,7 +169,17 @@ extension StreamReader {
 
         func readerDropped() {
             let (unread, wasOpen) = state.withLockedValue { $0.drop() }
+            // A body read to its end leaves nothing to credit and nothing to cancel: no hop to the event loop.
+            guard unread > 0 || wasOpen else { return }
             connection.readerDropped(streamID: streamID, unread: unread, cancel: wasOpen)
+        }
+
+        /// Whether the body ended (cleanly or not); buffered bytes may still wait to be read.
+        var hasEnded: Bool {
+            state.withLockedValue { machine in
+                if case .open = machine.end { return false }
+                return true
+            }
         }
     }
 }
