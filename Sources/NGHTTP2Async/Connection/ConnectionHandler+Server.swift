@@ -23,7 +23,7 @@ extension ConnectionHandler {
             head: head,
             body: StreamReader(storage: storage),
             streamID: streamID,
-            remoteAddress: context?.channel.remoteAddress,
+            remoteAddress: remoteAddress ?? context?.channel.remoteAddress,
             connection: reference
         )
         let logger = self.logger

@@ -43,6 +43,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     var reference: ConnectionReference?
     /// Runs the server's request handlers on this connection's event loop.
     var executor: EventLoopExecutor?
+    /// The peer's address, read once (the channel takes a lock for it).
+    var remoteAddress: SocketAddress?
     var streams: [Int32: StreamContext] = [:]
     /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
     var isReading = false
@@ -93,8 +95,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         self.executor = EventLoopExecutor(context.eventLoop)
+        self.remoteAddress = context.channel.remoteAddress
         self.reference = ConnectionReference(self, eventLoop: context.eventLoop)
-        logger[metadataKey: "h2.peer"] = "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"
+        logger[metadataKey: "h2.peer"] = "\(remoteAddress.map { "\($0)" } ?? "?")"
         if context.channel.isActive { start() }
     }
 
