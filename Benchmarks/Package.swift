@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
         .package(url: "https://github.com/apple/swift-nio-http2", exact: "1.46.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        // Peers for `scripts/bench-peers`: a swift-nio-http2 hello server and an AsyncHTTPClient load generator.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .executableTarget(
@@ -37,6 +40,29 @@ let package = Package(
             plugins: [
                 .plugin(name: "BenchmarkPlugin", package: "benchmark")
             ]
-        )
+        ),
+        // `NIOHTTP2HelloServer PORT [CERT KEY]`: answers every request with 200 "hello\n" (h2c, or TLS with ALPN h2).
+        .executableTarget(
+            name: "NIOHTTP2HelloServer",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/NIOHTTP2HelloServer"
+        ),
+        // `AHCLoad -n N -m M [--cacert CA] URL`: AsyncHTTPClient load, h2load-style summary line.
+        .executableTarget(
+            name: "AHCLoad",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/AHCLoad"
+        ),
     ]
 )

@@ -204,6 +204,7 @@ public enum NGHTTP2Error: Error, Hashable, Sendable {
 }
 
 extension NGHTTP2Error: CustomStringConvertible {
+    /// A readable form, for logs and error messages.
     public var description: String { "\(message) (nghttp2 error \(code))" }
 }
 

@@ -91,7 +91,9 @@ extension DataProvider {
 
 /// What a ``DataProvider`` says about the bytes it returned (`nghttp2_data_flag`).
 public struct DataFlags: OptionSet, Hashable, Sendable {
+    /// The flag bits.
     public let rawValue: UInt32
+    /// Creates flags from their bits.
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// These are the last bytes of the body: the DATA frame carries END_STREAM unless ``noEndStream`` is set.

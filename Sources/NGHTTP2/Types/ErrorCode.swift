@@ -85,6 +85,7 @@ public enum ErrorCode: Hashable, Sendable {
 }
 
 extension ErrorCode: CustomStringConvertible {
+    /// A readable form, for logs and error messages.
     public var description: String {
         if case .unknown(let value) = self { return "unknown error code 0x\(String(value, radix: 16))" }
         return message

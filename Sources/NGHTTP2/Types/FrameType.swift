@@ -73,6 +73,7 @@ public enum FrameType: Hashable, Sendable {
 }
 
 extension FrameType: CustomStringConvertible {
+    /// A readable form, for logs and error messages.
     public var description: String {
         switch self {
         case .data: "DATA"
@@ -97,7 +98,9 @@ extension FrameType: CustomStringConvertible {
 ///
 /// ``endStream`` and ``ack`` share the bit 0x1: which one it means depends on the frame type.
 public struct FrameFlags: OptionSet, Hashable, Sendable {
+    /// The flag bits.
     public let rawValue: UInt8
+    /// Creates flags from their bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// END_STREAM (0x1) on DATA and HEADERS.

@@ -20,7 +20,9 @@ public struct HeaderField: Hashable, Sendable {
 
     /// How a header field may be compressed (`nghttp2_nv_flag`).
     public struct Flags: OptionSet, Hashable, Sendable {
+        /// The flag bits.
         public let rawValue: UInt8
+        /// Creates flags from their bits.
         public init(rawValue: UInt8) { self.rawValue = rawValue }
 
         /// Never index this field: HPACK sends it as "literal never indexed"
@@ -31,6 +33,7 @@ public struct HeaderField: Hashable, Sendable {
 }
 
 extension HeaderField: CustomStringConvertible {
+    /// A readable form, for logs and error messages.
     public var description: String { "\(name): \(value)" + (flags.contains(.noIndex) ? " (never indexed)" : "") }
 }
 

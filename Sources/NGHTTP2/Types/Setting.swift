@@ -77,10 +77,12 @@ public struct Setting: Hashable, Sendable {
 }
 
 extension Setting: CustomStringConvertible {
+    /// A readable form, for logs and error messages.
     public var description: String { "\(id)=\(value)" }
 }
 
 extension SettingID: CustomStringConvertible {
+    /// A readable form, for logs and error messages.
     public var description: String {
         switch self {
         case .headerTableSize: "SETTINGS_HEADER_TABLE_SIZE"

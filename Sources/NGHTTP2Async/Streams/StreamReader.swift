@@ -12,6 +12,7 @@ import NIOConcurrencyHelpers
 /// Dropping a reader before its end cancels the stream (RST_STREAM CANCEL) and credits whatever it had buffered
 /// back to the connection, so other streams keep their full window.
 public final class StreamReader: AsyncSequence, Sendable {
+    /// A chunk of the body, as it arrived.
     public typealias Element = ByteBuffer
 
     let storage: Storage
@@ -60,12 +61,14 @@ public final class StreamReader: AsyncSequence, Sendable {
     /// Bytes received and not yet read by the application.
     public var bufferedByteCount: Int { storage.bufferedByteCount }
 
+    /// Iterates the body's chunks; the window is credited as each is taken.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(reader: self) }
 
     /// Iterates the body's chunks.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let reader: StreamReader
 
+        /// The next chunk, or `nil` at the end of the body.
         public mutating func next() async throws -> ByteBuffer? { try await reader.read() }
     }
 }

@@ -34,6 +34,7 @@ public enum HTTP2Error: Error, Hashable, Sendable {
 }
 
 extension HTTP2Error: CustomStringConvertible {
+    /// A readable form, for logs and error messages.
     public var description: String {
         switch self {
         case .notProcessed(let id): "stream \(id) was not processed by the peer (safe to retry)"
