@@ -26,13 +26,13 @@ enum Trampolines {
 
     /// Runs a callback body; a thrown ``Session/StreamReset`` resets `streamID`, any other error fails the session.
     @inline(__always)
-    static func run(_ session: Session, streamID: Int32, _ body: () throws -> Void) -> Int32 {
+    static func run(_ session: Session, streamID: Int32, afterReset: Int32 = 0, _ body: () throws -> Void) -> Int32 {
         do {
             try body()
             return 0
         } catch let reset as Session.StreamReset {
             nghttp2_submit_rst_stream(session.handle, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, reset.errorCode.rawValue)
-            return 0
+            return afterReset
         } catch {
             if session.callbackError == nil { session.callbackError = error }
             return callbackFailure
@@ -54,16 +54,8 @@ enum Trampolines {
         session.fieldBlockSize = 0
         guard let callback = session.callbacks.onBeginHeaders else { return 0 }
         let streamID = fieldStreamID(frame)
-        do {
-            try callback(streamID, category(frame))
-            return 0
-        } catch let reset as Session.StreamReset {
-            nghttp2_submit_rst_stream(session.handle, 0, streamID, reset.errorCode.rawValue)
-            return temporalFailure
-        } catch {
-            if session.callbackError == nil { session.callbackError = error }
-            return callbackFailure
-        }
+        // After a reset, TEMPORAL_CALLBACK_FAILURE makes libnghttp2 skip the rest of the field block.
+        return run(session, streamID: streamID, afterReset: temporalFailure) { try callback(streamID, category(frame)) }
     }
 
     static let onHeader: nghttp2_on_header_callback = { _, frame, name, nameLength, value, valueLength, flags, userData in
@@ -84,16 +76,8 @@ enum Trampolines {
         )
         session.fieldBlock.append(field)
         guard let callback = session.callbacks.onHeader else { return 0 }
-        do {
-            try callback(streamID, category(frame), field)
-            return 0
-        } catch let reset as Session.StreamReset {
-            nghttp2_submit_rst_stream(session.handle, 0, streamID, reset.errorCode.rawValue)
-            return temporalFailure
-        } catch {
-            if session.callbackError == nil { session.callbackError = error }
-            return callbackFailure
-        }
+        // After a reset, TEMPORAL_CALLBACK_FAILURE makes libnghttp2 skip the rest of the field block.
+        return run(session, streamID: streamID, afterReset: temporalFailure) { try callback(streamID, category(frame), field) }
     }
 
     static let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, streamID, data, length, userData in
