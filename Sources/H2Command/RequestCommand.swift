@@ -125,7 +125,7 @@ struct RequestCommand: AsyncParsableCommand {
             defer { try? file.close() }
             let progress = isatty(2) != 0 ? Progress(total: response.contentLength) : nil
             for try await chunk in response.body {
-                file.write(Data(chunk.readableBytesView))
+                try FileIO.write(chunk, to: descriptor)
                 progress?.advance(by: chunk.readableBytes)
             }
             progress?.finish()
@@ -144,7 +144,7 @@ struct RequestCommand: AsyncParsableCommand {
             return
         }
         for try await chunk in response.body {
-            FileHandle.standardOutput.write(Data(chunk.readableBytesView))
+            try FileIO.write(chunk, to: 1)
         }
     }
 }
@@ -193,8 +193,12 @@ struct Invocation {
         fields[.userAgent] = "h2/\(LibraryVersion.current.string)"
         var body = Body.empty
         if let file = items.bodyFile {
-            guard let data = FileManager.default.contents(atPath: file) else { throw Error.unreadable(file) }
-            body = .bytes(Array(data))
+            var status = stat()
+            guard access(file, R_OK) == 0, stat(file, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+                throw Error.unreadable(file)
+            }
+            fields[.contentLength] = "\(status.st_size)"
+            body = Self.streaming(file)
         } else if let json = items.jsonBody {
             body = .text(json)
             fields[.contentType] = "application/json"
@@ -220,6 +224,23 @@ struct Invocation {
             headerFields: fields
         )
         self.body = body
+    }
+}
+
+extension Invocation {
+    /// A body read from `path` a chunk at a time as the flow-control window opens, so that a file of any size is
+    /// sent without holding it in memory.
+    static func streaming(_ path: String) -> Body {
+        .writer { writer in
+            let descriptor = open(path, O_RDONLY)
+            guard descriptor >= 0 else { throw Error.unreadable(path) }
+            defer { close(descriptor) }
+            while true {
+                var chunk = ByteBuffer()
+                guard try FileIO.read(descriptor, into: &chunk, upTo: 256 << 10) > 0 else { return }
+                try await writer.write(chunk)
+            }
+        }
     }
 }
 

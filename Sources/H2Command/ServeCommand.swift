@@ -30,6 +30,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Require client certificates signed by the CAs in this PEM file (mutual TLS).")
     var clientCA: String?
 
+    @Option(help: "The most streams a client may open at once (SETTINGS_MAX_CONCURRENT_STREAMS).")
+    var maxConcurrentStreams: UInt32 = 100
+
     @Flag(help: "Log connection events (debug level) to stderr.")
     var debug = false
 
@@ -44,6 +47,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var configuration = ServerSession.Configuration()
         if debug { configuration.logger.logLevel = .debug }
+        configuration.maxConcurrentStreams = maxConcurrentStreams
         if let tlsCert, let tlsKey {
             var tls = TLSConfiguration.makeServerConfiguration(certificateChain: .file(tlsCert), privateKey: .file(tlsKey))
             if let clientCA {

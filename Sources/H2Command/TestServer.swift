@@ -15,6 +15,7 @@ import NIOCore
 /// | `/stream-bytes/{n}?chunk_size=` | the same, streamed in chunks |
 /// | `/delay/{seconds}` | the request as JSON, after a delay (at most 10 s) |
 /// | `/echo` | the request body, streamed back as it arrives |
+/// | `/discard` | reads the request body, keeps none of it, and answers its length as JSON (for upload tests) |
 /// | `/trailers` | a small body followed by trailers |
 /// | `/gzip` | JSON, gzip-encoded |
 struct TestServer: Sendable {
@@ -63,6 +64,10 @@ struct TestServer: Sendable {
             var headers = HTTPFields()
             if let type = request.contentType { headers[.contentType] = type }
             return ServerResponse(headers: headers, body: .stream(request.body))
+        case "discard" where segments.count == 1:
+            var received = 0
+            for try await chunk in request.body { received += chunk.readableBytes }
+            return try await json(["bytes": received])
         case "trailers":
             return ServerResponse(
                 headers: [.contentType: "text/plain", HTTPField.Name("trailer")!: "x-checksum, x-served-by"],
@@ -84,26 +89,41 @@ struct TestServer: Sendable {
         let decoded = path.removingPercentEncoding ?? path
         guard !decoded.split(separator: "/").contains("..") else { return ServerResponse(status: .forbidden) }
         var fullPath = (directory as NSString).appendingPathComponent(decoded)
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: fullPath, isDirectory: &isDirectory), isDirectory.boolValue {
+        var status = stat()
+        if stat(fullPath, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
             fullPath = (fullPath as NSString).appendingPathComponent("index.html")
         }
-        guard let attributes = try? FileManager.default.attributesOfItem(atPath: fullPath),
-            (attributes[.type] as? FileAttributeType) == .typeRegular, let handle = FileHandle(forReadingAtPath: fullPath)
-        else { return ServerResponse(status: .notFound) }
-        let size = (attributes[.size] as? Int) ?? 0
+        let descriptor = open(fullPath, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return ServerResponse(status: .notFound) }
+        guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
+            close(descriptor)
+            return ServerResponse(status: .notFound)
+        }
+        let size = Int(status.st_size)
         let headers: HTTPFields = [.contentType: Self.contentType(of: fullPath), .contentLength: "\(size)"]
         if request.method == .head {
-            try? handle.close()
+            close(descriptor)
             return ServerResponse(headers: headers)
         }
+        if size <= Self.wholeFileLimit {
+            // A small file is read at once and sent as one buffer: no writer task.
+            defer { close(descriptor) }
+            var contents = ByteBuffer()
+            guard try FileIO.read(descriptor, into: &contents, upTo: size) == size else { throw POSIXError(.EIO) }
+            return ServerResponse(headers: headers, body: .bytes(contents))
+        }
         return ServerResponse(headers: headers, body: .writer { writer in
-            defer { try? handle.close() }
-            while let data = try handle.read(upToCount: 256 << 10), !data.isEmpty {
-                try await writer.write(ByteBuffer(bytes: data))
+            defer { close(descriptor) }
+            while true {
+                var chunk = ByteBuffer()
+                guard try FileIO.read(descriptor, into: &chunk, upTo: 256 << 10) > 0 else { return }
+                try await writer.write(chunk)
             }
         })
     }
+
+    /// Files up to this size are answered from one read.
+    static let wholeFileLimit = 64 << 10
 
     private func json(_ object: [String: Any]) async throws -> ServerResponse {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])

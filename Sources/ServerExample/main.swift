@@ -7,6 +7,7 @@ import NGHTTP2Async
 let arguments = Array(CommandLine.arguments.dropFirst())
 let port = arguments.first.flatMap { Int($0) } ?? 8080
 var configuration = ServerSession.Configuration()
+configuration.maxConcurrentStreams = 1_000  // one client may run up to 1,000 requests at once (the default is 100)
 if arguments.count == 3 {
     configuration.tls = .makeServerConfiguration(certificateChain: .file(arguments[1]), privateKey: .file(arguments[2]))
 }

@@ -50,6 +50,15 @@ import NGHTTP2Async
         let piped = try await Peers.run(Peers.h2, ["\(base)/echo"], stdin: Data("piped bytes".utf8))
         #expect(piped.text == "piped bytes")
 
+        // An @file body is streamed from the file with its content-length; /echo returns the same bytes.
+        let upload = try await Peers.run(Peers.h2, ["PUT", "\(base)/discard", "@\(directory)/blob.bin"])
+        #expect(try json(upload)["bytes"] as? Int == 3 << 20)
+        let echoed = try await Peers.run(Peers.h2, ["\(base)/echo", "@\(directory)/blob.bin", "-o", directory + "/echoed.bin"])
+        #expect(echoed.status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: directory + "/echoed.bin")) == Data(fileBytes))
+        let missing = try await Peers.run(Peers.h2, ["PUT", "\(base)/discard", "@\(directory)/missing.bin"])
+        #expect(missing.status != 0 && missing.stderr.contains("cannot read"))
+
         // -o writes the same bytes.
         let output = directory + "/out.bin"
         let download = try await Peers.run(Peers.h2, ["-o", output, "\(base)/blob.bin"])
@@ -163,12 +172,19 @@ import NGHTTP2Async
         #expect(try await curl(["\(base)/"]).text == "<h1>index</h1>\n")
         #expect(try await curl(["-I", "\(base)/index.html"]).text.contains("content-type: text/html"))
         #expect(try await curl(["\(base)/nope", "-o", "/dev/null", "-w", "%{http_code}"]).text == "404")
+        let uploaded = Data(payload(1 << 20, seed: 4))
+        try uploaded.write(to: URL(fileURLWithPath: directory + "/upload.bin"))
+        #expect(try await curl(["-T", directory + "/upload.bin", "\(base)/discard"]).text.contains("\"bytes\" : \(1 << 20)"))
+        let large = try await curl(["\(base)/upload.bin"])  // over 64 KiB: streamed from the file
+        #expect(large.stdout == uploaded)
 
         // nghttp: several endpoints on one connection, and the trailers frame.
         let nghttp = try await Peers.run("nghttp", ["-nv", "\(base)/get", "\(base)/trailers", "\(base)/bytes/100", "\(base)/index.html"])
         #expect(nghttp.status == 0)
         #expect(nghttp.text.contains("x-checksum: d41d8cd9"))
         #expect(nghttp.text.components(separatedBy: ":status: 200").count - 1 == 4)
+        let nghttpUpload = try await Peers.run("nghttp", ["-d", directory + "/upload.bin", "\(base)/discard"])
+        #expect(nghttpUpload.text.contains("\"bytes\" : \(1 << 20)"), "\(nghttpUpload.text)")
     }
 
     @Test func loadAgainstNghttpdCountsLikeH2load() async throws {
