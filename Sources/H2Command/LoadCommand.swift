@@ -71,7 +71,7 @@ struct LoadCommand: AsyncParsableCommand {
                                 let response = try await client.get(path)
                                 var bytes = 0
                                 for try await chunk in response.body { bytes += chunk.readableBytes }
-                                result.latencies.append(ContinuousClock.now - began)
+                                result.latencies.record(ContinuousClock.now - began)
                                 result.statuses[response.status.code, default: 0] += 1
                                 result.bytes += bytes
                             } catch {
@@ -88,19 +88,19 @@ struct LoadCommand: AsyncParsableCommand {
         let elapsed = seconds(ContinuousClock.now - start)
         for client in clients { await client.close() }
         print(results.report(elapsed: elapsed, connections: connections, streams: streams))
-        if results.latencies.isEmpty { throw ExitCode(1) }
+        if results.latencies.count == 0 { throw ExitCode(1) }
     }
 }
 
 struct WorkerResult: Sendable {
-    var latencies: [Duration] = []
+    var latencies = LatencyHistogram()
     var statuses: [Int: Int] = [:]
     var failures = 0
     var errors: [String: Int] = [:]
     var bytes = 0
 
     mutating func merge(_ other: WorkerResult) {
-        latencies += other.latencies
+        latencies.merge(other.latencies)
         statuses.merge(other.statuses, uniquingKeysWith: +)
         errors.merge(other.errors, uniquingKeysWith: +)
         failures += other.failures
@@ -109,19 +109,15 @@ struct WorkerResult: Sendable {
 
     func report(elapsed: Double, connections: Int, streams: Int) -> String {
         let done = latencies.count
-        let sorted = latencies.sorted()
         func milliseconds(_ duration: Duration?) -> String {
             guard let duration else { return "-" }
             return String(format: "%.2fms", seconds(duration) * 1000)
-        }
-        func percentile(_ p: Double) -> Duration? {
-            sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
         }
         var lines = [
             String(format: "finished in %.2fs, %.2f req/s, %@/s", elapsed, Double(done) / elapsed, Progress.bytes(Int(Double(bytes) / elapsed))),
             "requests: \(done + failures) total, \(done) succeeded, \(failures) failed (\(connections) connections, \(streams) streams each)",
             "status codes: " + statuses.keys.sorted().map { "\($0): \(statuses[$0]!)" }.joined(separator: ", "),
-            "latency: min \(milliseconds(sorted.first)), median \(milliseconds(percentile(0.5))), p99 \(milliseconds(percentile(0.99))), max \(milliseconds(sorted.last))",
+            "latency: min \(milliseconds(latencies.minimum)), median \(milliseconds(latencies.percentile(0.5))), p99 \(milliseconds(latencies.percentile(0.99))), max \(milliseconds(latencies.maximum))",
         ]
         for (error, count) in errors.sorted(by: { $0.value > $1.value }).prefix(5) { lines.append("error (\(count)×): \(error)") }
         return lines.joined(separator: "\n")
