@@ -163,3 +163,54 @@ import NGHTTP2
         await server.close()
     }
 }
+
+/// Holds an object weakly, across tasks.
+final class WeakBox: @unchecked Sendable {
+    weak var value: AnyObject?
+}
+
+/// Connection handlers (and the libnghttp2 session each owns) are freed when their connection closes, on both sides.
+@Suite struct ConnectionLeakTests {
+    @Test func handlersAreFreedAfterTheirConnectionsClose() async throws {
+        let server = try await ServerSession.bind(port: 0) { _ in ServerResponse(status: .ok, body: .text("hi")) }
+        var clientHandlers: [WeakBox] = []
+        var serverHandlers: [WeakBox] = []
+        for _ in 0..<3 {
+            let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
+            #expect(try await client.get("/").text() == "hi")
+            let box = WeakBox()
+            try await client.connection.eventLoop.submit { box.value = client.connection.handler.value }.get()
+            clientHandlers.append(box)
+            for reference in server.pool.all {
+                let serverBox = WeakBox()
+                try await reference.eventLoop.submit { serverBox.value = reference.handler.value }.get()
+                serverHandlers.append(serverBox)
+            }
+            await client.close()
+        }
+        while server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while (clientHandlers + serverHandlers).contains(where: { $0.value != nil }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(clientHandlers.allSatisfy { $0.value == nil }, "a client connection handler outlived its connection")
+        #expect(serverHandlers.allSatisfy { $0.value == nil }, "a server connection handler outlived its connection")
+        await server.close()
+    }
+}
+
+/// A handler runs inside libnghttp2's receive until it first suspends; what it triggers there on its connection
+/// (here a graceful shutdown, which flushes) must wait for the read burst to end rather than break the session.
+@Suite struct HandlerStartedInsideReceiveTests {
+    @Test func aShutdownStartedBeforeTheFirstSuspensionStillAnswers() async throws {
+        let server = try await ServerSession.bind(port: 0) { request in
+            if request.path == "/last" { request.connection.execute { $0.beginShutdown() } }
+            return ServerResponse(status: .ok, body: .text(request.path))
+        }
+        let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
+        #expect(try await client.get("/first").text() == "/first")
+        #expect(try await client.get("/last").text() == "/last")
+        await client.waitUntilClosed()
+        await server.close()
+    }
+}

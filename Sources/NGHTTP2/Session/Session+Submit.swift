@@ -105,7 +105,7 @@ extension Session {
         let entries = settings.map(\.cValue)
         try NGHTTP2Error.check(nghttp2_submit_settings(handle, 0, entries, entries.count))
         if let limit = settings.last(where: { $0.id == .maxHeaderListSize }) {
-            advertisedMaxHeaderListSize = Int(limit.value)
+            fieldBlock.limit = Int(limit.value)
         }
     }
 

@@ -50,8 +50,7 @@ enum Trampolines {
     static let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, userData in
         let session = Session.from(userData)
         guard let frame = frame?.pointee else { return 0 }
-        session.fieldBlock.removeAll(keepingCapacity: true)
-        session.fieldBlockSize = 0
+        session.fieldBlock.begin()
         guard let callback = session.callbacks.onBeginHeaders else { return 0 }
         let streamID = fieldStreamID(frame)
         // After a reset, TEMPORAL_CALLBACK_FAILURE makes libnghttp2 skip the rest of the field block.
@@ -62,19 +61,16 @@ enum Trampolines {
         let session = Session.from(userData)
         guard let frame = frame?.pointee else { return 0 }
         let streamID = fieldStreamID(frame)
-        if let limit = session.advertisedMaxHeaderListSize {
-            session.fieldBlockSize += nameLength + valueLength + 32
-            if session.fieldBlockSize > limit {
-                session.oversizedStreams.insert(streamID)
-                return 0
-            }
-        }
-        let field = HeaderField(
-            session.fieldStrings.string(name, count: nameLength),
-            session.fieldStrings.string(value, count: valueLength),
-            flags: HeaderField.Flags(rawValue: flags & 0x1)
-        )
-        session.fieldBlock.append(field)
+        guard
+            let field = session.fieldBlock.add(
+                streamID: streamID,
+                name: name,
+                nameLength: nameLength,
+                value: value,
+                valueLength: valueLength,
+                flags: HeaderField.Flags(rawValue: flags & 0x1)
+            )
+        else { return 0 }  // over the advertised limit: answered when the block ends (onFrameReceived)
         guard let callback = session.callbacks.onHeader else { return 0 }
         // After a reset, TEMPORAL_CALLBACK_FAILURE makes libnghttp2 skip the rest of the field block.
         return run(session, streamID: streamID, afterReset: temporalFailure) { try callback(streamID, category(frame), field) }
@@ -93,14 +89,14 @@ enum Trampolines {
         guard let frame else { return 0 }
         let hd = frame.pointee.hd
         let isFieldBlock = hd.type == UInt8(NGHTTP2_HEADERS.rawValue) || hd.type == UInt8(NGHTTP2_PUSH_PROMISE.rawValue)
-        if isFieldBlock, !session.oversizedStreams.isEmpty, session.oversizedStreams.remove(fieldStreamID(frame.pointee)) != nil {
+        if isFieldBlock, session.fieldBlock.takeOversized(fieldStreamID(frame.pointee)) {
             session.rejectOversizedFieldBlock(streamID: fieldStreamID(frame.pointee), category: category(frame.pointee))
             return 0
         }
         guard let callback = session.callbacks.onFrameReceived else { return 0 }
         let decoded: Frame
         if isFieldBlock {
-            decoded = Frame(frame, fields: session.fieldBlock)
+            decoded = Frame(frame, fields: session.fieldBlock.fields)
         } else if !session.extensionPayload.isEmpty {
             decoded = Frame(frame, extensionPayload: session.extensionPayload)
             session.extensionPayload.removeAll(keepingCapacity: true)
@@ -140,7 +136,7 @@ enum Trampolines {
     static let onInvalidFrame: nghttp2_on_invalid_frame_recv_callback = { _, frame, errorCode, userData in
         let session = Session.from(userData)
         guard let frame, let callback = session.callbacks.onInvalidFrameReceived else { return 0 }
-        let fields = session.fieldBlock
+        let fields = session.fieldBlock.fields
         let isFieldBlock = frame.pointee.hd.type == UInt8(NGHTTP2_HEADERS.rawValue)
         return run(session, streamID: frame.pointee.hd.stream_id) {
             try callback(Frame(frame, fields: isFieldBlock ? fields : nil), NGHTTP2Error(code: errorCode))

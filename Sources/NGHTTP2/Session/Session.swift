@@ -36,6 +36,10 @@ public final class Session {
     var callbackError: (any Error)?
     /// Set while libnghttp2 is running (receive or send), to refuse re-entrant calls.
     var isDriving = false
+
+    /// Whether ``receive(_:)`` or ``send(_:)`` is running: code called from a callback sees `true`, and must then
+    /// leave receiving and sending to the caller of the running one (submits are fine).
+    public var isProcessing: Bool { isDriving }
     /// Where zero-copy DATA payloads go during ``send(_:)``.
     var output: ((UnsafeRawBufferPointer) -> Void)?
     /// Bytes written through ``output`` by zero-copy providers during the current `mem_send`.
@@ -44,16 +48,8 @@ public final class Session {
     var providers: [Int32: DataProvider] = [:]
     /// Application objects attached to streams, by stream ID; dropped when the stream closes.
     var streamUserData: [Int32: Any] = [:]
-    /// The field block being received.
-    var fieldBlock: [HeaderField] = []
-    /// Its size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2: name + value + 32 per field).
-    var fieldBlockSize = 0
-    /// Streams whose field block exceeded ``advertisedMaxHeaderListSize``.
-    var oversizedStreams: Set<Int32> = []
-    /// The SETTINGS_MAX_HEADER_LIST_SIZE this session advertised; libnghttp2 1.52 does not enforce it, so we do.
-    var advertisedMaxHeaderListSize: Int?
-    /// Strings of received header fields, reused for repeated HPACK table entries.
-    var fieldStrings = FieldStringCache()
+    /// The field block being received, and the SETTINGS_MAX_HEADER_LIST_SIZE it is held to.
+    var fieldBlock = ReceivedFieldBlock()
     /// The payload of the extension frame being received.
     var extensionPayload: [UInt8] = []
 

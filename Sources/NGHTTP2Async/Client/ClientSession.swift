@@ -117,26 +117,18 @@ public final class ClientSession: Sendable {
         var request = request
         if request.scheme == nil { request.scheme = scheme }
         if request.authority == nil { request.authority = authority }
-        let head = request
+        // Header conversion happens here, in the caller's task, not on the connection's (busier) event loop.
+        let fields = request.http2Fields
         let cancellation = RequestCancellation()
         let connection = self.connection
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Response, any Error>) in
-                connection.execute { handler in
-                    guard let (writer, produce) = handler.startRequest(head, body: body, cancellation: cancellation, continuation: continuation) else { return }
-                    Task {
-                        do {
-                            try await produce(BodyWriter(storage: writer))
-                            writer.finishIfNeeded()
-                        } catch {
-                            writer.abort(error)
-                        }
-                    }
-                }
+        let received = try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ReceivedResponse, any Error>) in
+                connection.startRequest(PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation))
             }
         } onCancel: {
             if let streamID = cancellation.cancel() { connection.cancelStream(streamID) }
         }
+        return received.response
     }
 
     /// Sends a request to `path` (or to a full URL on this server) and waits for its response head.

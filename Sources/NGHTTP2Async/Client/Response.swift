@@ -1,5 +1,6 @@
 public import HTTPTypes
 import NIOCore
+import NGHTTP2
 public import Foundation
 
 /// A response received by a ``ClientSession``: its head, and its body as a ``StreamReader``.
@@ -47,6 +48,25 @@ public struct Response: Sendable {
     /// Reads the whole body and decodes it as JSON.
     public func json<T: Decodable>(as type: T.Type = T.self, upTo limit: Int = 64 << 20) async throws -> T {
         try JSONDecoder().decode(type, from: try await data(upTo: limit))
+    }
+}
+
+/// A response head as the connection hands it over: validated, but its fields not yet converted to `HTTPFields`
+/// (the requesting task does that, off the event loop).
+struct ReceivedResponse: Sendable {
+    let status: HTTPResponse.Status
+    let fields: [HeaderField]
+    let body: StreamReader
+    let streamID: Int32
+    let informational: [HTTPResponse]
+
+    var response: Response {
+        Response(
+            head: HTTPResponse(status: status, headerFields: HTTPFields(http2Fields: fields)),
+            body: body,
+            streamID: streamID,
+            informational: informational
+        )
     }
 }
 

@@ -1,16 +1,44 @@
 import NIOCore
 import HTTPTypes
 import NGHTTP2
-import NIOConcurrencyHelpers
+import Synchronization
+
+/// A request on its way to the event loop: its converted field block, its body, and who waits for the response.
+struct PendingRequest: Sendable {
+    let fields: [HeaderField]
+    let body: Body
+    let cancellation: RequestCancellation
+    let continuation: UnsafeContinuation<ReceivedResponse, any Error>
+}
 
 extension ConnectionHandler {
+    /// Submits a request and, for a streaming body, starts the task that writes it.
+    func startRequest(_ request: PendingRequest) {
+        guard
+            let (writer, produce) = startRequest(
+                request.fields,
+                body: request.body,
+                cancellation: request.cancellation,
+                continuation: request.continuation
+            )
+        else { return }
+        Task {
+            do {
+                try await produce(BodyWriter(storage: writer))
+                writer.finishIfNeeded()
+            } catch {
+                writer.abort(error)
+            }
+        }
+    }
+
     /// Submits a request. The response (or its failure) resumes `continuation`.
     /// Returns the writer of a streaming body, for the caller to run its producer.
     func startRequest(
-        _ head: HTTPRequest,
+        _ fields: [HeaderField],
         body: Body,
         cancellation: RequestCancellation,
-        continuation: CheckedContinuation<Response, any Error>
+        continuation: UnsafeContinuation<ReceivedResponse, any Error>
     ) -> (OutboundBody.Reference, @Sendable (BodyWriter) async throws -> Void)? {
         guard let reference, !isClosing, context?.channel.isActive == true else {
             continuation.resume(throwing: endedBecause ?? HTTP2Error.sessionClosed)
@@ -35,7 +63,7 @@ extension ConnectionHandler {
         }
         let streamID: Int32
         do {
-            streamID = try session.submitRequest(head.http2Fields, body: outbound.map { dataProvider(for: $0) })
+            streamID = try session.submitRequest(fields, body: outbound.map { dataProvider(for: $0) })
         } catch {
             continuation.resume(throwing: error)
             return nil
@@ -57,14 +85,14 @@ extension ConnectionHandler {
             stream.inbound.finish(trailers: HTTPFields(http2Fields: fields))
             return
         }
-        let head: HTTPResponse
+        let status: HTTPResponse.Status
         do {
-            head = try HTTPResponse(http2Fields: fields)
+            status = try HTTPResponse.status(http2Fields: fields)
         } catch {
             return resetStream(streamID, errorCode: .protocolError, failing: error)
         }
-        if head.status.kind == .informational {
-            stream.informational.append(head)
+        if status.kind == .informational {
+            stream.informational.append(HTTPResponse(status: status, headerFields: HTTPFields(http2Fields: fields)))
             return
         }
         stream.headReceived = true
@@ -72,7 +100,10 @@ extension ConnectionHandler {
         if let continuation = stream.response {
             stream.response = nil
             let body = StreamReader(storage: stream.inbound)
-            continuation.resume(returning: Response(head: head, body: body, streamID: streamID, informational: stream.informational))
+            // The fields become HTTPFields in the requesting task (ReceivedResponse.response), not here.
+            continuation.resume(
+                returning: ReceivedResponse(status: status, fields: fields, body: body, streamID: streamID, informational: stream.informational)
+            )
         }
     }
 
@@ -98,17 +129,17 @@ final class RequestCancellation: Sendable {
         var streamID: Int32?
     }
 
-    private let state = NIOLockedValueBox(State())
+    private let state = Mutex(State())  // inline: no allocation of its own
 
-    var isCancelled: Bool { state.withLockedValue { $0.cancelled } }
+    var isCancelled: Bool { state.withLock { $0.cancelled } }
 
     func started(_ streamID: Int32) {
-        state.withLockedValue { $0.streamID = streamID }
+        state.withLock { $0.streamID = streamID }
     }
 
     /// Marks the request cancelled; returns its stream ID if it has one.
     func cancel() -> Int32? {
-        state.withLockedValue { state in
+        state.withLock { state in
             state.cancelled = true
             return state.streamID
         }

@@ -41,11 +41,17 @@ final class ConnectionHandler: ChannelInboundHandler {
     var logger: Logger
     var context: ChannelHandlerContext?
     var reference: ConnectionReference?
+    /// Whether the connection's end was handled (channel inactive, or the handler removed before that).
+    private var hasEnded = false
     /// Runs the server's request handlers on this connection's event loop.
     var executor: EventLoopExecutor?
     /// The peer's address, read once (the channel takes a lock for it).
     var remoteAddress: SocketAddress?
     var streams: [Int32: StreamContext] = [:]
+    /// Readers whose taken bytes wait to be credited, queued from other threads (see ``ConnectionReference/credit(_:)``).
+    let pendingCredits = LoopInbox<StreamReader.Storage>()
+    /// Requests queued from other threads (see ``ConnectionReference/startRequest(_:)``).
+    let pendingRequests = LoopInbox<PendingRequest>()
     /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
     var isReading = false
     var flushScheduled = false
@@ -99,6 +105,15 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.reference = ConnectionReference(self, eventLoop: context.eventLoop)
         logger[metadataKey: "h2.peer"] = "\(remoteAddress.map { "\($0)" } ?? "?")"
         if context.channel.isActive { start() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // A channel that never became active (its connect failed) ends here: its promises must still complete.
+        connectionEnded()
+        // Break the cycles handler → context → handler and handler → reference → handler: the handler, and the
+        // libnghttp2 session it owns, go as soon as the last stream, reader or task lets go of its reference.
+        self.context = nil
+        self.reference = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -191,6 +206,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Drains the session's output into one buffer and writes it; closes the channel when the session is done.
     func flush() {
         guard let context, context.channel.isActive else { return }
+        // Inside a callback of libnghttp2 (a request handler started at once runs there until it first suspends):
+        // the read burst's end, or the next event-loop tick, sends instead.
+        guard !session.isProcessing else { return scheduleFlush() }
         if context.channel.isWritable {
             var buffer = context.channel.allocator.buffer(capacity: 0)
             do {
@@ -247,6 +265,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func connectionEnded() {
+        guard !hasEnded else { return }
+        hasEnded = true
         let error = HTTP2Error.connectionClosed(errorCode: goawayReceived?.errorCode)
         isClosing = true
         if endedBecause == nil { endedBecause = error }
@@ -318,15 +338,21 @@ final class ConnectionHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
+    /// A body's producer failed: what it wrote so far goes out first, then RST_STREAM INTERNAL_ERROR.
+    func abortBody(streamID: Int32, error: any Error) {
+        flush()
+        resetStream(streamID, errorCode: .internalError, failing: error)
+    }
+
     /// A writer queued bytes or finished: let libnghttp2 read them.
     func bodyHasData(_ body: OutboundBody) {
         session.resumeData(streamID: body.streamID)
         scheduleFlush()
     }
 
-    /// Makes a DATA provider reading from `body`.
+    /// Makes a DATA provider reading from `body` (the body itself is the source: no closure to allocate).
     func dataProvider(for body: OutboundBody) -> DataProvider {
-        DataProvider { [unowned self] buffer, _ in try body.read(into: buffer, session: session) }
+        DataProvider(source: body)
     }
 }
 

@@ -1,17 +1,26 @@
 import NIOCore
+import Logging
 import NGHTTP2
+import Synchronization
 
 /// A sendable handle on a connection handler: everything it does hops to the connection's event loop.
-struct ConnectionReference: Sendable {
+/// A class: requests, readers and tasks each keep one, and copying it is then one retain, not one per field.
+final class ConnectionReference: Sendable {
     let eventLoop: any EventLoop
     let handler: NIOLoopBound<ConnectionHandler>
     /// Identifies the connection.
     let id: ObjectIdentifier
+    /// Readers whose taken bytes wait to be credited (the connection's one queue).
+    let pendingCredits: LoopInbox<StreamReader.Storage>
+    /// Requests waiting to be submitted (the connection's one queue).
+    let pendingRequests: LoopInbox<PendingRequest>
 
     init(_ handler: ConnectionHandler, eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
         self.handler = NIOLoopBound(handler, eventLoop: eventLoop)
         self.id = ObjectIdentifier(handler)
+        self.pendingCredits = handler.pendingCredits
+        self.pendingRequests = handler.pendingRequests
     }
 
     /// Runs `body` on the event loop (at once when already there).
@@ -24,8 +33,28 @@ struct ConnectionReference: Sendable {
         }
     }
 
+    /// Credits what the application took from `storage`. Off the event loop, readers queue up and one hop per
+    /// event-loop tick credits them all (not a hop, and a closure, per read).
     func credit(_ storage: StreamReader.Storage) {
-        execute { $0.credit(from: storage) }
+        if eventLoop.inEventLoop { return handler.value.credit(from: storage) }
+        guard pendingCredits.add(storage) else { return }
+        eventLoop.execute { [handler, pendingCredits] in
+            for storage in pendingCredits.takeAll() { handler.value.credit(from: storage) }
+        }
+    }
+
+    /// Submits a request on the event loop; off it, requests queue up and one hop per event-loop tick submits them.
+    func startRequest(_ request: PendingRequest) {
+        if eventLoop.inEventLoop { return handler.value.startRequest(request) }
+        guard pendingRequests.add(request) else { return }
+        eventLoop.execute { [handler, pendingRequests] in
+            for request in pendingRequests.takeAll() { handler.value.startRequest(request) }
+        }
+    }
+
+    /// Logs with the connection's logger (which carries its metadata), on its event loop.
+    func log(_ level: Logger.Level, _ message: @autoclosure @escaping @Sendable () -> Logger.Message) {
+        execute { $0.logger.log(level: level, message()) }
     }
 
     func cancelStream(_ streamID: Int32) {
@@ -34,6 +63,32 @@ struct ConnectionReference: Sendable {
 
     func readerDropped(streamID: Int32, unread: Int, cancel: Bool) {
         execute { $0.readerDropped(streamID: streamID, unread: unread, cancel: cancel) }
+    }
+}
+
+/// Work queued by application tasks for a connection's event loop, taken in batches: the first item of a batch
+/// schedules one hop, the others ride along (no closure to allocate, no hop, per item).
+final class LoopInbox<Item: Sendable>: Sendable {
+    private let state = Mutex((items: [Item](), scheduled: false))
+
+    /// Queues `item`; returns whether the caller must schedule the hop that takes the batch (none is pending).
+    func add(_ item: Item) -> Bool {
+        state.withLock { state in
+            state.items.append(item)
+            if state.scheduled { return false }
+            state.scheduled = true
+            return true
+        }
+    }
+
+    /// Takes everything queued; the next ``add(_:)`` schedules a new hop.
+    func takeAll() -> [Item] {
+        state.withLock { state in
+            state.scheduled = false
+            let taken = state.items
+            state.items = []
+            return taken
+        }
     }
 }
 

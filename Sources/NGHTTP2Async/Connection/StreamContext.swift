@@ -14,7 +14,8 @@ final class StreamContext {
     var headReceived = false
 
     // Client
-    var response: CheckedContinuation<Response, any Error>?
+    /// Resumed exactly once (set to `nil` first); unsafe rather than checked: no allocation per request.
+    var response: UnsafeContinuation<ReceivedResponse, any Error>?
     var informational: [HTTPResponse] = []
 
     // Server

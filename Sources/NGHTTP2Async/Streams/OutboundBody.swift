@@ -4,8 +4,8 @@ import NGHTTP2
 
 /// A body on its way out: chunks queued by a writer (or given whole), drained by libnghttp2's DATA reads as
 /// flow control allows. Lives on the connection's event loop.
-final class OutboundBody {
-    private var chunks = CircularBuffer<ByteBuffer>()
+final class OutboundBody: DataSource {
+    private var chunks = ChunkQueue()
     private(set) var queuedBytes = 0
     private var isFinished = false
     private var trailers: HTTPFields?
@@ -36,7 +36,7 @@ final class OutboundBody {
     private(set) var isComplete = false
 
     /// Fills a DATA frame's payload.
-    func read(into buffer: UnsafeMutableRawBufferPointer, session: Session) throws -> DataProvider.Result {
+    func read(into buffer: UnsafeMutableRawBufferPointer, streamID: Int32, session: Session) throws -> DataProvider.Result {
         if failure != nil { throw Session.StreamReset(.internalError) }
         var written = 0
         while written < buffer.count, var first = chunks.first {
@@ -51,7 +51,7 @@ final class OutboundBody {
             if first.readableBytes == 0 {
                 chunks.removeFirst()
             } else {
-                chunks[chunks.startIndex] = first
+                chunks.replaceFirst(with: first)
             }
         }
         queuedBytes -= written
@@ -140,9 +140,14 @@ extension OutboundBody {
             }
         }
 
-        /// The producer failed: reset the stream.
+        /// The producer failed: reset the stream, once what it wrote before (and the response head) went out.
+        /// Always a hop: a producer may fail while its handler still runs inside the read burst that delivered the
+        /// request, and an RST_STREAM submitted together with the head would keep the head from being sent at all.
         func abort(_ error: any Error) {
-            connection.execute { handler in handler.resetStream(self.body.value.streamID, errorCode: .internalError, failing: error) }
+            let body = self.body
+            connection.eventLoop.execute { [handler = connection.handler] in
+                handler.value.abortBody(streamID: body.value.streamID, error: error)
+            }
         }
     }
 }

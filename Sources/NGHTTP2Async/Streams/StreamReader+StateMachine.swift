@@ -11,12 +11,13 @@ extension StreamReader {
             case failed(any Error)
         }
 
-        private(set) var chunks = CircularBuffer<ByteBuffer>()
+        private(set) var chunks = ChunkQueue()
         private(set) var bufferedBytes = 0
         private(set) var end = End.open
         private(set) var trailers: HTTPFields?
         private(set) var isDropped = false
-        private var waiter: CheckedContinuation<ByteBuffer?, any Error>?
+        /// Resumed exactly once (cleared first); unsafe rather than checked: no allocation per wait.
+        private var waiter: UnsafeContinuation<ByteBuffer?, any Error>?
         private var waiterMaxBytes = Int.max
         /// Bytes handed to the application but not yet credited to the flow-control windows.
         private(set) var pendingCredit = 0
@@ -24,7 +25,7 @@ extension StreamReader {
 
         enum ReceiveAction {
             /// Hand the chunk to this waiting reader and credit its bytes at once.
-            case resume(CheckedContinuation<ByteBuffer?, any Error>, ByteBuffer)
+            case resume(UnsafeContinuation<ByteBuffer?, any Error>, ByteBuffer)
             /// Kept until the application reads it.
             case buffered
             /// Nobody will read it: credit its bytes back at once.
@@ -48,7 +49,7 @@ extension StreamReader {
         }
 
         enum EndAction {
-            case resume(CheckedContinuation<ByteBuffer?, any Error>, Result<ByteBuffer?, any Error>)
+            case resume(UnsafeContinuation<ByteBuffer?, any Error>, Result<ByteBuffer?, any Error>)
             case none
         }
 
@@ -91,7 +92,7 @@ extension StreamReader {
                 let chunk: ByteBuffer
                 if first.readableBytes > maxBytes {
                     chunk = first.readSlice(length: maxBytes)!
-                    chunks[chunks.startIndex] = first
+                    chunks.replaceFirst(with: first)
                 } else {
                     chunk = chunks.removeFirst()
                 }
@@ -106,7 +107,7 @@ extension StreamReader {
         }
 
         /// The reader suspends: the next chunk or the end resumes `continuation`. Only after `read` said `.wait`.
-        mutating func wait(_ continuation: CheckedContinuation<ByteBuffer?, any Error>, maxBytes: Int) {
+        mutating func wait(_ continuation: UnsafeContinuation<ByteBuffer?, any Error>, maxBytes: Int) {
             precondition(waiter == nil, "a StreamReader is read by one task at a time")
             waiter = continuation
             waiterMaxBytes = maxBytes

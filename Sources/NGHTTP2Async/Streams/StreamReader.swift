@@ -1,6 +1,6 @@
 public import NIOCore
 public import HTTPTypes
-import NIOConcurrencyHelpers
+import Synchronization
 
 /// The body of a received message, read as the application wants it.
 ///
@@ -76,7 +76,7 @@ public final class StreamReader: AsyncSequence, Sendable {
 extension StreamReader {
     /// The reader's shared state: filled on the connection's event loop, read from the application's tasks.
     final class Storage: Sendable {
-        private let state = NIOLockedValueBox(StateMachine())
+        private let state = Mutex(StateMachine())  // inline: no allocation of its own
         /// Credits bytes to the stream's window on the connection's event loop.
         private let connection: ConnectionReference
         let streamID: Int32
@@ -90,7 +90,7 @@ extension StreamReader {
 
         /// Returns the bytes the connection must credit right away (handed to a waiting reader, or discarded).
         func receive(_ chunk: ByteBuffer) -> Int {
-            let action = state.withLockedValue { $0.receive(chunk) }
+            let action = state.withLock { $0.receive(chunk) }
             switch action {
             case .resume(let continuation, let chunk):
                 continuation.resume(returning: chunk)
@@ -103,35 +103,35 @@ extension StreamReader {
         }
 
         func finish(trailers: HTTPFields?) {
-            let action = state.withLockedValue { $0.finish(trailers: trailers) }
+            let action = state.withLock { $0.finish(trailers: trailers) }
             if case .resume(let continuation, let result) = action { continuation.resume(with: result) }
         }
 
         /// Returns the buffered bytes that were dropped, for the connection to credit back.
         func fail(_ error: any Error) -> Int {
-            let (action, discarded) = state.withLockedValue { $0.fail(error) }
+            let (action, discarded) = state.withLock { $0.fail(error) }
             if case .resume(let continuation, let result) = action { continuation.resume(with: result) }
             return discarded
         }
 
-        func takeCredit() -> Int { state.withLockedValue { $0.takeCredit() } }
+        func takeCredit() -> Int { state.withLock { $0.takeCredit() } }
 
-        var trailers: HTTPFields? { state.withLockedValue { $0.trailers } }
+        var trailers: HTTPFields? { state.withLock { $0.trailers } }
 
         var isFinished: Bool {
-            state.withLockedValue { machine in
+            state.withLock { machine in
                 if case .finished = machine.end { return machine.bufferedBytes == 0 }
                 return false
             }
         }
 
-        var bufferedByteCount: Int { state.withLockedValue { $0.bufferedBytes } }
+        var bufferedByteCount: Int { state.withLock { $0.bufferedBytes } }
 
         // MARK: Application side
 
         func read(maxBytes: Int) async throws -> ByteBuffer? {
             precondition(maxBytes > 0, "read(upTo:) needs a positive count")
-            switch state.withLockedValue({ $0.read(maxBytes: maxBytes) }) {
+            switch state.withLock({ $0.read(maxBytes: maxBytes) }) {
             case .chunk(let chunk, let scheduleCredit):
                 if scheduleCredit { connection.credit(self) }
                 return chunk
@@ -143,8 +143,8 @@ extension StreamReader {
                 break
             }
             return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, any Error>) in
-                    let ready: StateMachine.ReadAction = state.withLockedValue { machine in
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ByteBuffer?, any Error>) in
+                    let ready: StateMachine.ReadAction = state.withLock { machine in
                         let action = machine.read(maxBytes: maxBytes)
                         if case .wait = action { machine.wait(continuation, maxBytes: maxBytes) }
                         return action
@@ -171,7 +171,7 @@ extension StreamReader {
         }
 
         func readerDropped() {
-            let (unread, wasOpen) = state.withLockedValue { $0.drop() }
+            let (unread, wasOpen) = state.withLock { $0.drop() }
             // A body read to its end leaves nothing to credit and nothing to cancel: no hop to the event loop.
             guard unread > 0 || wasOpen else { return }
             connection.readerDropped(streamID: streamID, unread: unread, cancel: wasOpen)
@@ -179,7 +179,7 @@ extension StreamReader {
 
         /// Whether the body ended (cleanly or not); buffered bytes may still wait to be read.
         var hasEnded: Bool {
-            state.withLockedValue { machine in
+            state.withLock { machine in
                 if case .open = machine.end { return false }
                 return true
             }

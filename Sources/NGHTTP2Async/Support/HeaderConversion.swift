@@ -1,16 +1,28 @@
 public import HTTPTypes
 public import NGHTTP2
 
-/// Fields a HTTP/2 message must not carry ([RFC 9113 §8.2.2](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.2.2)).
-private let connectionSpecificFields: Set<String> = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]
+/// Whether a HTTP/2 message must not carry this field ([RFC 9113 §8.2.2](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.2.2)).
+/// A switch, not a set: no hashing per field sent.
+private func isConnectionSpecific(_ name: String) -> Bool {
+    switch name {
+    case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade": true
+    default: false
+    }
+}
+
+extension String {
+    /// Whether this is a pseudo-header field name (`:path`, …); cheaper than `hasPrefix(":")`.
+    fileprivate var isPseudoFieldName: Bool { utf8.first == UInt8(ascii: ":") }
+}
 
 extension HTTPFields {
     /// Appends these fields as HTTP/2 header fields: names lower-cased, connection-specific fields dropped,
     /// `.disallow` indexing kept as never-indexed.
     func appendHTTP2Fields(to fields: inout [HeaderField]) {
+        fields.reserveCapacity(fields.count + count)
         for field in self {
             let name = field.name.canonicalName
-            if connectionSpecificFields.contains(name) { continue }
+            if isConnectionSpecific(name) { continue }
             if name == "te", field.value.lowercased() != "trailers" { continue }
             fields.append(HeaderField(name, field.value, flags: field.indexingStrategy == .disallow ? .noIndex : []))
         }
@@ -20,7 +32,7 @@ extension HTTPFields {
     init(http2Fields fields: [HeaderField]) {
         self.init()
         self.reserveCapacity(fields.count)
-        for field in fields where !field.name.hasPrefix(":") {
+        for field in fields where !field.name.isPseudoFieldName {
             guard let name = HTTPField.Name(parsed: field.name) ?? HTTPField.Name(field.name) else { continue }
             var httpField = HTTPField(name: name, value: field.value)
             if field.flags.contains(.noIndex) { httpField.indexingStrategy = .disallow }
@@ -31,7 +43,9 @@ extension HTTPFields {
 
 extension HTTPRequest {
     var http2Fields: [HeaderField] {
-        var fields: [HeaderField] = [HeaderField(":method", method.rawValue)]
+        var fields: [HeaderField] = []
+        fields.reserveCapacity(5 + headerFields.count)
+        fields.append(HeaderField(":method", method.rawValue))
         if let scheme { fields.append(HeaderField(":scheme", scheme)) }
         if let authority { fields.append(HeaderField(":authority", authority)) }
         if let path { fields.append(HeaderField(":path", path)) }
@@ -46,7 +60,7 @@ extension HTTPRequest {
         var authority: String?
         var path: String?
         var protocolName: String?
-        for field in fields where field.name.hasPrefix(":") {
+        for field in fields where field.name.isPseudoFieldName {
             switch field.name {
             case ":method": method = field.value
             case ":scheme": scheme = field.value
@@ -66,16 +80,19 @@ extension HTTPRequest {
 
 extension HTTPResponse {
     var http2Fields: [HeaderField] {
-        var fields: [HeaderField] = [HeaderField(":status", String(status.code))]
+        var fields: [HeaderField] = []
+        fields.reserveCapacity(1 + headerFields.count)
+        fields.append(HeaderField(":status", String(status.code)))
         headerFields.appendHTTP2Fields(to: &fields)
         return fields
     }
 
-    init(http2Fields fields: [HeaderField]) throws {
+    /// The `:status` of a received field block.
+    static func status(http2Fields fields: [HeaderField]) throws -> Status {
         guard let status = fields.first(where: { $0.name == ":status" }), let code = Int(status.value), (100...999).contains(code) else {
             throw HTTP2Error.malformedMessage("response without a valid :status")
         }
-        self.init(status: HTTPResponse.Status(code: code), headerFields: HTTPFields(http2Fields: fields))
+        return Status(code: code)
     }
 }
 
