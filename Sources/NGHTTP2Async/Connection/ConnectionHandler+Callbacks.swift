@@ -65,15 +65,20 @@ extension ConnectionHandler {
     }
 
     private func dataReceived(streamID: Int32, _ bytes: UnsafeRawBufferPointer) {
-        guard let stream = streams[streamID], let context else {
+        guard let stream = streams[streamID] else {
             // Nobody reads this stream any more: give the bytes back to the connection window at once.
             try? session.consume(streamID: streamID, count: bytes.count)
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        let credit = stream.inbound.receive(buffer)
-        if credit > 0 { try? session.consume(streamID: streamID, count: credit) }
+        switch stream.inbound.receive(bytes) {
+        case .buffered:
+            break
+        case .wakeReader:
+            readersToWake.append(stream.inbound)
+            scheduleFlush()  // a no-op inside a read burst: its end wakes the readers
+        case .discard:
+            try? session.consume(streamID: streamID, count: bytes.count)
+        }
     }
 
     private func streamClosed(_ streamID: Int32, _ errorCode: ErrorCode) {

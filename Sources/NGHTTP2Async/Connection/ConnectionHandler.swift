@@ -41,6 +41,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     var logger: Logger
     var context: ChannelHandlerContext?
     var reference: ConnectionReference?
+    /// Readers that wait for bytes received in this read burst; woken at its end.
+    var readersToWake: [StreamReader.Storage] = []
     /// Whether the connection's end was handled (channel inactive, or the handler removed before that).
     private var hasEnded = false
     /// Runs the server's request handlers on this connection's event loop.
@@ -95,6 +97,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         if case .server = role { return true }
         return false
     }
+
+    /// Socket reads of up to 256 KiB (NIO's default stops at 64 KiB): a bulk transfer takes fewer reads and read
+    /// bursts, which cut the client's CPU time for a 1 GiB download by about a third. A read buffer starts at
+    /// 16 KiB and grows only while reads fill it; it is not kept between reads.
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16 << 10, maximum: 256 << 10)
 
     // MARK: Channel events
 
@@ -203,8 +210,21 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
+    /// Hands what the read burst brought to the readers waiting for it, crediting those bytes at once (the
+    /// WINDOW_UPDATE goes out with this flush).
+    private func wakeReaders() {
+        guard !readersToWake.isEmpty else { return }
+        let readers = readersToWake
+        readersToWake.removeAll(keepingCapacity: true)
+        for reader in readers {
+            let credit = reader.wake()
+            if credit > 0 { try? session.consume(streamID: reader.streamID, count: credit) }
+        }
+    }
+
     /// Drains the session's output into one buffer and writes it; closes the channel when the session is done.
     func flush() {
+        wakeReaders()
         guard let context, context.channel.isActive else { return }
         // Inside a callback of libnghttp2 (a request handler started at once runs there until it first suspends):
         // the read burst's end, or the next event-loop tick, sends instead.

@@ -24,6 +24,21 @@ struct ChunkQueue {
         }
     }
 
+    /// Appends a copy of `bytes`: into the last chunk while that stays within `limit` bytes, else as a new chunk.
+    /// A reader that is behind then finds fewer, larger chunks (one per read burst rather than one per DATA frame).
+    mutating func append(_ bytes: UnsafeRawBufferPointer, coalescingUpTo limit: Int) {
+        if !more.isEmpty {
+            if more[more.count - 1].readableBytes + bytes.count <= limit {
+                more[more.count - 1].writeBytes(bytes)
+                return
+            }
+        } else if head != nil, head!.readableBytes + bytes.count <= limit {
+            head!.writeBytes(bytes)
+            return
+        }
+        append(ByteBuffer(bytes: bytes))
+    }
+
     /// Replaces the first chunk (what is left of it after a partial read).
     mutating func replaceFirst(with chunk: ByteBuffer) {
         precondition(head != nil, "no chunk to replace")

@@ -23,29 +23,51 @@ extension StreamReader {
         private(set) var pendingCredit = 0
         private var creditScheduled = false
 
+        /// Whether a wake-up for the waiting reader is due at the end of the current read burst.
+        private var wakeRequested = false
+
+        /// Received bytes are gathered into chunks of up to this size while nobody takes them.
+        static let coalescingLimit = 64 << 10
+
         enum ReceiveAction {
-            /// Hand the chunk to this waiting reader and credit its bytes at once.
-            case resume(UnsafeContinuation<ByteBuffer?, any Error>, ByteBuffer)
+            /// Kept; a reader waits for it: wake it (``wake()``) at the end of the read burst, so that it gets
+            /// everything the burst brought in one chunk and one thread hop, not one per DATA frame.
+            case wakeReader
             /// Kept until the application reads it.
             case buffered
             /// Nobody will read it: credit its bytes back at once.
-            case discard(Int)
+            case discard
         }
 
-        mutating func receive(_ chunk: ByteBuffer) -> ReceiveAction {
-            guard case .open = end, !isDropped else { return .discard(chunk.readableBytes) }
-            if let waiter {
-                self.waiter = nil
-                guard chunk.readableBytes > waiterMaxBytes else { return .resume(waiter, chunk) }
-                var rest = chunk
-                let head = rest.readSlice(length: waiterMaxBytes)!
-                chunks.append(rest)
-                bufferedBytes += rest.readableBytes
-                return .resume(waiter, head)
+        mutating func receive(_ bytes: UnsafeRawBufferPointer) -> ReceiveAction {
+            guard case .open = end, !isDropped else { return .discard }
+            chunks.append(bytes, coalescingUpTo: Self.coalescingLimit)
+            bufferedBytes += bytes.count
+            guard waiter != nil, !wakeRequested else { return .buffered }
+            wakeRequested = true
+            return .wakeReader
+        }
+
+        /// The read burst ended: the waiting reader gets what arrived (up to what it asked for). The connection
+        /// credits the handed bytes at once.
+        mutating func wake() -> (UnsafeContinuation<ByteBuffer?, any Error>, ByteBuffer)? {
+            wakeRequested = false
+            guard let waiter, let chunk = takeFirst(maxBytes: waiterMaxBytes) else { return nil }
+            self.waiter = nil
+            return (waiter, chunk)
+        }
+
+        private mutating func takeFirst(maxBytes: Int) -> ByteBuffer? {
+            guard var first = chunks.first else { return nil }
+            let chunk: ByteBuffer
+            if first.readableBytes > maxBytes {
+                chunk = first.readSlice(length: maxBytes)!
+                chunks.replaceFirst(with: first)
+            } else {
+                chunk = chunks.removeFirst()
             }
-            chunks.append(chunk)
-            bufferedBytes += chunk.readableBytes
-            return .buffered
+            bufferedBytes -= chunk.readableBytes
+            return chunk
         }
 
         enum EndAction {
@@ -58,7 +80,8 @@ extension StreamReader {
             guard case .open = end else { return .none }
             end = .finished
             self.trailers = trailers
-            if let waiter {
+            // With bytes still queued, the pending wake-up hands them over first; the end comes on the next read.
+            if let waiter, chunks.isEmpty {
                 self.waiter = nil
                 return .resume(waiter, .success(nil))
             }
@@ -88,15 +111,7 @@ extension StreamReader {
 
         /// The application wants up to `maxBytes` bytes.
         mutating func read(maxBytes: Int) -> ReadAction {
-            if var first = chunks.first {
-                let chunk: ByteBuffer
-                if first.readableBytes > maxBytes {
-                    chunk = first.readSlice(length: maxBytes)!
-                    chunks.replaceFirst(with: first)
-                } else {
-                    chunk = chunks.removeFirst()
-                }
-                bufferedBytes -= chunk.readableBytes
+            if let chunk = takeFirst(maxBytes: maxBytes) {
                 return .chunk(chunk, scheduleCredit: addCredit(chunk.readableBytes))
             }
             switch end {
@@ -113,7 +128,7 @@ extension StreamReader {
             waiterMaxBytes = maxBytes
         }
 
-        /// The bytes of a chunk handed straight to a waiter were credited by the connection.
+        /// The bytes of a chunk handed to a waiter by ``wake()`` are credited by the connection.
         /// Returns whether a credit hop must be scheduled for bytes the reader took from the buffer.
         private mutating func addCredit(_ count: Int) -> Bool {
             pendingCredit += count

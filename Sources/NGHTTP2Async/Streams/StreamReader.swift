@@ -88,18 +88,17 @@ extension StreamReader {
 
         // MARK: Connection side (event loop)
 
-        /// Returns the bytes the connection must credit right away (handed to a waiting reader, or discarded).
-        func receive(_ chunk: ByteBuffer) -> Int {
-            let action = state.withLock { $0.receive(chunk) }
-            switch action {
-            case .resume(let continuation, let chunk):
-                continuation.resume(returning: chunk)
-                return chunk.readableBytes
-            case .buffered:
-                return 0
-            case .discard(let count):
-                return count
-            }
+        /// Keeps `bytes` for the application; the connection must wake the reader (``wake()``) at the end of the
+        /// read burst, or credit the bytes back at once because nobody will read them.
+        func receive(_ bytes: UnsafeRawBufferPointer) -> StateMachine.ReceiveAction {
+            state.withLock { $0.receive(bytes) }
+        }
+
+        /// Hands what arrived to the waiting reader; returns the bytes the connection must credit now.
+        func wake() -> Int {
+            guard let (continuation, chunk) = state.withLock({ $0.wake() }) else { return 0 }
+            continuation.resume(returning: chunk)
+            return chunk.readableBytes
         }
 
         func finish(trailers: HTTPFields?) {
