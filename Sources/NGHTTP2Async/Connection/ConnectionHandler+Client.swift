@@ -76,7 +76,7 @@ extension ConnectionHandler {
         cancellation.started(streamID)
         scheduleFlush()
         guard let outbound, let producer else { return nil }
-        return (OutboundBody.Reference(body: NIOLoopBound(outbound, eventLoop: reference.eventLoop), connection: reference), producer)
+        return (OutboundBody.Reference(outbound, connection: reference), producer)
     }
 
     func clientFieldBlock(streamID: Int32, fields: [HeaderField], endStream: Bool) {

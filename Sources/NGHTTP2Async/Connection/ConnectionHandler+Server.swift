@@ -99,7 +99,7 @@ extension ConnectionHandler {
         let outbound = OutboundBody(highWatermark: configuration.bodyHighWatermark)
         submit(stream, head, outbound)
         guard stream.outbound != nil else { return .failure(HTTP2Error.streamReset(streamID: streamID, errorCode: .internalError, byPeer: false)) }
-        return .success(OutboundBody.Reference(body: NIOLoopBound(outbound, eventLoop: reference.eventLoop), connection: reference))
+        return .success(OutboundBody.Reference(outbound, connection: reference))
     }
 
     private func submit(_ stream: StreamContext, _ head: HTTPResponse, _ outbound: OutboundBody?) {

@@ -1,6 +1,7 @@
 import NIOCore
 import HTTPTypes
 import NGHTTP2
+import Synchronization
 
 /// A body on its way out: chunks queued by a writer (or given whole), drained by libnghttp2's DATA reads as
 /// flow control allows. Lives on the connection's event loop.
@@ -10,18 +11,22 @@ final class OutboundBody: DataSource {
     private var isFinished = false
     private var trailers: HTTPFields?
     private var failure: (any Error)?
-    private var waiter: CheckedContinuation<Void, any Error>?
-    /// A writer waits while more than this is queued.
-    let highWatermark: Int
+    /// The writer's side of a streaming body's flow control; nil for a body given whole.
+    let gate: WriterGate?
     var streamID: Int32 = 0
 
+    /// A streaming body: a writer waits while more than `highWatermark` bytes are queued.
     init(highWatermark: Int) {
-        self.highWatermark = highWatermark
+        gate = WriterGate(highWatermark: highWatermark)
+    }
+
+    private init() {
+        gate = nil
     }
 
     /// A body that is complete from the start.
     convenience init(bytes: ByteBuffer, trailers: HTTPFields?) {
-        self.init(highWatermark: .max)
+        self.init()
         if bytes.readableBytes > 0 {
             chunks.append(bytes)
             queuedBytes = bytes.readableBytes
@@ -55,10 +60,7 @@ final class OutboundBody: DataSource {
             }
         }
         queuedBytes -= written
-        if let waiter, queuedBytes <= highWatermark / 2 {
-            self.waiter = nil
-            waiter.resume()
-        }
+        if written > 0 { gate?.drained(written) }
         guard chunks.isEmpty, isFinished else { return written == 0 ? .deferred : .bytes(written) }
         isComplete = true
         if let trailers {
@@ -72,19 +74,11 @@ final class OutboundBody: DataSource {
 
     // MARK: Writer side (on the event loop)
 
-    /// Queues a chunk; `continuation` resumes once the queue is below the high watermark.
-    func write(_ chunk: ByteBuffer, continuation: CheckedContinuation<Void, any Error>) {
-        if let failure { return continuation.resume(throwing: failure) }
-        guard !isFinished else { return continuation.resume(throwing: HTTP2Error.sessionClosed) }
-        if chunk.readableBytes > 0 {
-            chunks.append(chunk)
-            queuedBytes += chunk.readableBytes
-        }
-        if queuedBytes > highWatermark {
-            waiter = continuation
-        } else {
-            continuation.resume()
-        }
+    /// Queues a chunk the writer has passed its gate with.
+    func enqueue(_ chunk: ByteBuffer) {
+        guard failure == nil, !isFinished, chunk.readableBytes > 0 else { return }
+        chunks.append(chunk)
+        queuedBytes += chunk.readableBytes
     }
 
     /// Ends the body. Returns false if it had ended already.
@@ -102,10 +96,7 @@ final class OutboundBody: DataSource {
         failure = error
         chunks.removeAll()
         queuedBytes = 0
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(throwing: error)
-        }
+        gate?.fail(error)
     }
 }
 
@@ -113,19 +104,31 @@ extension OutboundBody {
     /// A sendable handle on an outbound body, for the task that writes it.
     struct Reference: Sendable {
         let body: NIOLoopBound<OutboundBody>
+        let gate: WriterGate
         let connection: ConnectionReference
 
+        /// On the connection's event loop: a handle on a streaming body.
+        init(_ body: OutboundBody, connection: ConnectionReference) {
+            guard let gate = body.gate else { preconditionFailure("a body given whole has no writer") }
+            self.body = NIOLoopBound(body, eventLoop: connection.eventLoop)
+            self.gate = gate
+            self.connection = connection
+        }
+
+        /// Queues `chunk` and returns at once while the body is below its high watermark; above it, waits until
+        /// libnghttp2 has taken half of what is queued. No round trip to the event loop per write.
         func write(_ chunk: ByteBuffer) async throws {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                connection.execute { handler in
-                    let body = self.body.value
-                    body.write(chunk, continuation: continuation)
-                    handler.bodyHasData(body)
-                }
+            try gate.admit(chunk.readableBytes)
+            connection.execute { handler in
+                let body = self.body.value
+                body.enqueue(chunk)
+                handler.bodyHasData(body)
             }
+            try await gate.waitForRoom()
         }
 
         func finish(trailers: HTTPFields?) async throws {
+            try gate.close()
             connection.execute { handler in
                 let body = self.body.value
                 if body.finish(trailers: trailers) { handler.bodyHasData(body) }
@@ -134,6 +137,7 @@ extension OutboundBody {
 
         /// Ends the body without trailers if the writer did not.
         func finishIfNeeded() {
+            try? gate.close()
             connection.execute { handler in
                 let body = self.body.value
                 if body.finish(trailers: nil) { handler.bodyHasData(body) }
@@ -149,5 +153,78 @@ extension OutboundBody {
                 handler.value.abortBody(streamID: body.value.streamID, error: error)
             }
         }
+    }
+}
+
+/// The writer's side of a streaming body's flow control, shared between the writing task and the event loop: the
+/// writer counts what it queues and waits only while too much is queued; the event loop counts what libnghttp2 takes.
+final class WriterGate: Sendable {
+    private struct State {
+        /// Bytes written and not yet taken by libnghttp2.
+        var unsent = 0
+        var waiter: CheckedContinuation<Void, any Error>?
+        var failure: (any Error)?
+        var isClosed = false
+    }
+
+    private let state = Mutex(State())
+    let highWatermark: Int
+
+    init(highWatermark: Int) {
+        self.highWatermark = highWatermark
+    }
+
+    /// The writer queues `count` more bytes.
+    /// - Throws: why the stream failed, or ``HTTP2Error/sessionClosed`` after the body was finished.
+    func admit(_ count: Int) throws {
+        try state.withLock { state in
+            if let failure = state.failure { throw failure }
+            if state.isClosed { throw HTTP2Error.sessionClosed }
+            state.unsent += count
+        }
+    }
+
+    /// The writer ends the body: later writes throw.
+    func close() throws {
+        try state.withLock { state in
+            if let failure = state.failure { throw failure }
+            state.isClosed = true
+        }
+    }
+
+    /// Returns at once below the high watermark; above it, once libnghttp2 has taken enough (or the stream failed).
+    func waitForRoom() async throws {
+        if state.withLock({ $0.unsent <= highWatermark && $0.failure == nil }) { return }
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let ready: Result<Void, any Error>? = state.withLock { state in
+                if let failure = state.failure { return .failure(failure) }
+                if state.unsent <= highWatermark { return .success(()) }
+                state.waiter = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+
+    /// On the event loop: libnghttp2 took `count` bytes. A waiting writer resumes once half the watermark is free.
+    func drained(_ count: Int) {
+        let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
+            state.unsent -= count
+            guard state.unsent <= highWatermark / 2, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// On the event loop: the stream is gone; the writer learns why at its next call (or now, if it waits).
+    func fail(_ error: any Error) {
+        let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
+            guard state.failure == nil else { return nil }
+            state.failure = error
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(throwing: error)
     }
 }
