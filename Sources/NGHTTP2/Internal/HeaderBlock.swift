@@ -7,6 +7,14 @@ enum HeaderBlock {
         _ fields: [HeaderField],
         _ body: (UnsafePointer<nghttp2_nv>?, Int) throws -> R
     ) rethrows -> R {
+        try fields.withUnsafeBufferPointer { try withNameValues($0, body) }
+    }
+
+    /// The same for fields the caller laid out itself (e.g. on the stack: no array to allocate).
+    static func withNameValues<R>(
+        _ fields: UnsafeBufferPointer<HeaderField>,
+        _ body: (UnsafePointer<nghttp2_nv>?, Int) throws -> R
+    ) rethrows -> R {
         if fields.isEmpty { return try body(nil, 0) }
         var byteCount = 0
         for field in fields { byteCount += field.name.utf8.count + field.value.utf8.count }

@@ -18,8 +18,8 @@ struct ReceivedFieldBlock {
         size = 0
     }
 
-    /// Adds a received field and returns it; `nil` once the block is over ``limit`` (the stream is then marked
-    /// oversized, see ``takeOversized(_:)``).
+    /// Adds a received field (the last of ``fields``); returns false once the block is over ``limit`` (the stream
+    /// is then marked oversized, see ``takeOversized(_:)``).
     mutating func add(
         streamID: Int32,
         name: UnsafePointer<UInt8>?,
@@ -27,17 +27,16 @@ struct ReceivedFieldBlock {
         value: UnsafePointer<UInt8>?,
         valueLength: Int,
         flags: HeaderField.Flags
-    ) -> HeaderField? {
+    ) -> Bool {
         if let limit {
             size += nameLength + valueLength + 32
             if size > limit {
                 oversizedStreams.insert(streamID)
-                return nil
+                return false
             }
         }
-        let field = HeaderField(strings.string(name, count: nameLength), strings.string(value, count: valueLength), flags: flags)
-        fields.append(field)
-        return field
+        fields.append(HeaderField(strings.string(name, count: nameLength), strings.string(value, count: valueLength), flags: flags))
+        return true
     }
 
     /// Whether the block of `streamID` went over the limit; forgets it.

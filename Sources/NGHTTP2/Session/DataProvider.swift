@@ -22,50 +22,68 @@ public struct DataProvider {
     public typealias WriteZeroCopy =
         (_ count: Int, _ streamID: Int32, _ output: (UnsafeRawBufferPointer) -> Void) throws -> Void
 
-    private enum Reader {
-        case closure(Read)
-        case sessionClosure((Session, UnsafeMutableRawBufferPointer, Int32) throws -> Result)
-        case source(any DataSource)
-    }
+    /// Where the bytes come from: one reference, so a provider is copied (on each read libnghttp2 asks for) with one
+    /// retain. Closures are kept in a ``ClosureSource``.
+    let source: any DataSource
 
-    private let reader: Reader
-    let writeZeroCopy: WriteZeroCopy?
+    /// The zero-copy writer, if the provider was made with one.
+    var writeZeroCopy: WriteZeroCopy? { (source as? ClosureSource)?.writeZeroCopy }
 
     /// Creates a provider that copies bytes into libnghttp2's frame buffer.
     public init(read: @escaping Read) {
-        self.reader = .closure(read)
-        self.writeZeroCopy = nil
+        self.source = ClosureSource(read: read, writeZeroCopy: nil)
     }
 
     /// Creates a zero-copy provider: `read` only says how many bytes are ready (returning ``DataFlags/noCopy``
     /// among its flags for those it will write itself), and `writeZeroCopy` writes them when the DATA frame is
     /// sent, straight into the session's output after the frame header.
     public init(read: @escaping Read, writeZeroCopy: @escaping WriteZeroCopy) {
-        self.reader = .closure(read)
-        self.writeZeroCopy = writeZeroCopy
+        self.source = ClosureSource(read: read, writeZeroCopy: writeZeroCopy)
     }
 
     /// Creates a provider that copies bytes from `source` into libnghttp2's frame buffer. The provider keeps
     /// `source` until the stream's body is done; no closure is made (cheaper than ``init(read:)`` per body).
     public init(source: any DataSource) {
-        self.reader = .source(source)
-        self.writeZeroCopy = nil
+        self.source = source
     }
 
     init(
         sessionRead: @escaping (Session, UnsafeMutableRawBufferPointer, Int32) throws -> Result,
         writeZeroCopy: WriteZeroCopy? = nil
     ) {
-        self.reader = .sessionClosure(sessionRead)
+        self.source = ClosureSource(sessionRead: sessionRead, writeZeroCopy: writeZeroCopy)
+    }
+
+    @inline(__always)
+    func read(_ session: Session, _ buffer: UnsafeMutableRawBufferPointer, _ streamID: Int32) throws -> Result {
+        try source.read(into: buffer, streamID: streamID, session: session)
+    }
+}
+
+/// The source of a provider made from closures.
+final class ClosureSource: DataSource {
+    private let read: DataProvider.Read?
+    private let sessionRead: ((Session, UnsafeMutableRawBufferPointer, Int32) throws -> DataProvider.Result)?
+    let writeZeroCopy: DataProvider.WriteZeroCopy?
+
+    init(read: @escaping DataProvider.Read, writeZeroCopy: DataProvider.WriteZeroCopy?) {
+        self.read = read
+        self.sessionRead = nil
         self.writeZeroCopy = writeZeroCopy
     }
 
-    func read(_ session: Session, _ buffer: UnsafeMutableRawBufferPointer, _ streamID: Int32) throws -> Result {
-        switch reader {
-        case .source(let source): try source.read(into: buffer, streamID: streamID, session: session)
-        case .closure(let read): try read(buffer, streamID)
-        case .sessionClosure(let read): try read(session, buffer, streamID)
-        }
+    init(
+        sessionRead: @escaping (Session, UnsafeMutableRawBufferPointer, Int32) throws -> DataProvider.Result,
+        writeZeroCopy: DataProvider.WriteZeroCopy?
+    ) {
+        self.read = nil
+        self.sessionRead = sessionRead
+        self.writeZeroCopy = writeZeroCopy
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, streamID: Int32, session: Session) throws -> DataProvider.Result {
+        if let read { return try read(buffer, streamID) }
+        return try sessionRead!(session, buffer, streamID)
     }
 }
 

@@ -45,6 +45,17 @@ extension Session {
         if let body { providers[streamID] = body }
     }
 
+    /// ``submitResponse(streamID:_:body:)`` for fields the caller laid out itself, e.g. in a temporary
+    /// allocation on the stack (no array per response). The fields are copied before this returns.
+    package func submitResponse(streamID: Int32, fields: UnsafeBufferPointer<HeaderField>, body: DataProvider? = nil) throws {
+        _ = try HeaderBlock.withNameValues(fields) { nva, count in
+            try withDataProvider(body) { provider in
+                try NGHTTP2Error.check(nghttp2_submit_response(handle, streamID, nva, count, provider))
+            }
+        }
+        if let body { providers[streamID] = body }
+    }
+
     /// Queues a HEADERS frame: a 1xx informational response, trailers, or (with `streamID` -1, client only)
     /// a new stream. Returns the stream ID (the new one when `streamID` is -1).
     ///

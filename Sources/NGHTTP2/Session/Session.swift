@@ -29,6 +29,9 @@ public final class Session {
     /// Which end of the connection this session is.
     public let role: Role
     /// The callbacks the session makes while receiving and sending.
+    // Unchecked: each callback reads one closure out and lets go before calling it, so no access ever overlaps,
+    // and the check was a runtime call per libnghttp2 callback.
+    @exclusivity(unchecked)
     public var callbacks: Callbacks
 
     let handle: OpaquePointer
@@ -45,10 +48,16 @@ public final class Session {
     /// Bytes written through ``output`` by zero-copy providers during the current `mem_send`.
     var zeroCopyCount = 0
     /// Data providers of streams that still send, by stream ID.
+    // Unchecked (as the two below): every access is a short lookup, insert or removal that calls out to nothing.
+    @exclusivity(unchecked)
     var providers: [Int32: DataProvider] = [:]
     /// Application objects attached to streams, by stream ID; dropped when the stream closes.
+    @exclusivity(unchecked)
     var streamUserData: [Int32: Any] = [:]
     /// The field block being received, and the SETTINGS_MAX_HEADER_LIST_SIZE it is held to.
+    // Unchecked: modified only in short accesses that call out to nothing (a runtime check per received field
+    // otherwise).
+    @exclusivity(unchecked)
     var fieldBlock = ReceivedFieldBlock()
     /// The payload of the extension frame being received.
     var extensionPayload: [UInt8] = []
@@ -88,8 +97,11 @@ public final class Session {
         nghttp2_session_del(handle)
     }
 
-    static func from(_ userData: UnsafeMutableRawPointer?) -> Session {
-        Unmanaged<Session>.fromOpaque(userData!).takeUnretainedValue()
+    /// Runs `body` with the session a libnghttp2 callback belongs to, without retaining it (the caller of
+    /// `mem_recv` / `mem_send` keeps it alive): one retain and release fewer per callback.
+    @inline(__always)
+    static func with<R>(_ userData: UnsafeMutableRawPointer?, _ body: (Session) throws -> R) rethrows -> R {
+        try Unmanaged<Session>.fromOpaque(userData!)._withUnsafeGuaranteedRef(body)
     }
 }
 

@@ -14,10 +14,17 @@ extension ConnectionHandler {
             try? session.submitRSTStream(streamID: streamID, errorCode: .protocolError)
             return
         }
-        let storage = StreamReader.Storage(streamID: streamID, connection: reference)
-        let stream = StreamContext(id: streamID, inbound: storage)
+        // A request without a body (END_STREAM on its HEADERS) gets the connection's shared, finished reader: no
+        // reader and storage to allocate per request. Nothing can arrive on the stream any more, and finishing or
+        // failing a finished reader changes nothing.
+        let body: StreamReader
+        if endStream {
+            body = emptyBody(reference)
+        } else {
+            body = StreamReader(storage: StreamReader.Storage(streamID: streamID, connection: reference))
+        }
+        let stream = StreamContext(id: streamID, inbound: body.storage)
         stream.headReceived = true
-        if endStream { storage.finish(trailers: nil) }
         streams[streamID] = stream
         // The handler starts right here, on the event loop, and runs until it first suspends: a handler that answers
         // at once submits its response inside this read burst, which is flushed once at its end (no job to enqueue,
@@ -25,7 +32,7 @@ extension ConnectionHandler {
         // The request is built right into the task's context: one copy fewer of its many strings.
         let remoteAddress = self.remoteAddress ?? context?.channel.remoteAddress
         stream.handlerTask = Task.immediate(executorPreference: executor) { [
-            request = Request(head: head, body: StreamReader(storage: storage), streamID: streamID, remoteAddress: remoteAddress, connection: reference)
+            request = Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, connection: reference)
         ] in
             await respond(to: request, with: handler)
         }
@@ -82,14 +89,34 @@ private func isPeerGone(_ error: any Error) -> Bool {
 }
 
 extension ConnectionHandler {
+    /// The shared reader of requests without a body: finished from the start (made once per connection).
+    private func emptyBody(_ reference: ConnectionReference) -> StreamReader {
+        if let emptyRequestBody { return emptyRequestBody }
+        let storage = StreamReader.Storage(streamID: 0, connection: reference)
+        storage.finish(trailers: nil)
+        let reader = StreamReader(storage: storage)
+        emptyRequestBody = reader
+        return reader
+    }
+
     func submitResponse(streamID: Int32, _ response: ServerResponse) {
         guard let stream = streams[streamID], !stream.responseSubmitted else { return }
-        let outbound: OutboundBody? =
+        // A body given whole is sent from the stream's context itself: no OutboundBody per response.
+        let provider: DataProvider? =
             switch response.body.storage {
-            case .bytes(let bytes, let trailers): OutboundBody(bytes: bytes, trailers: trailers)
+            case .bytes(let bytes, let trailers): stream.wholeBodyProvider(bytes, trailers: trailers)
             default: nil
             }
-        submit(stream, response.head, outbound)
+        do {
+            try response.head.withHTTP2Fields { fields in
+                try session.submitResponse(streamID: streamID, fields: fields, body: provider)
+            }
+            stream.responseSubmitted = true
+        } catch {
+            logger.error("stream \(streamID): cannot submit the response: \(error)")
+            resetStream(streamID, errorCode: .internalError, failing: error)
+        }
+        scheduleFlush()
     }
 
     func submitStreamingResponse(streamID: Int32, _ head: HTTPResponse) -> Result<OutboundBody.Reference, any Error> {
@@ -105,7 +132,8 @@ extension ConnectionHandler {
     private func submit(_ stream: StreamContext, _ head: HTTPResponse, _ outbound: OutboundBody?) {
         outbound?.streamID = stream.id
         do {
-            try session.submitResponse(streamID: stream.id, head.http2Fields, body: outbound.map { dataProvider(for: $0) })
+            let provider = outbound.map { dataProvider(for: $0) }
+            try head.withHTTP2Fields { fields in try session.submitResponse(streamID: stream.id, fields: fields, body: provider) }
             stream.responseSubmitted = true
             stream.outbound = outbound
         } catch {

@@ -50,6 +50,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The peer's address, read once (the channel takes a lock for it).
     var remoteAddress: SocketAddress?
     var streams: [Int32: StreamContext] = [:]
+    /// The shared body of requests without one (server); dropped with ``reference`` (it holds one).
+    var emptyRequestBody: StreamReader?
     /// Readers whose taken bytes wait to be credited, queued from other threads (see ``ConnectionReference/credit(_:)``).
     let pendingCredits = LoopInbox<StreamReader.Storage>()
     /// Requests queued from other threads (see ``ConnectionReference/startRequest(_:)``).
@@ -121,6 +123,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         // libnghttp2 session it owns, go as soon as the last stream, reader or task lets go of its reference.
         self.context = nil
         self.reference = nil
+        self.emptyRequestBody = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -315,6 +318,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         if discarded > 0 { try? session.consumeConnection(count: discarded) }
         stream.outbound?.fail(error)
         stream.outbound = nil
+        stream.failWholeBody()
         stream.handlerTask?.cancel()
     }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import NGHTTP2
 import HTTPTypes
 
@@ -21,9 +22,55 @@ final class StreamContext {
     // Server
     var handlerTask: Task<Void, Never>?
     var responseSubmitted = false
+    /// A response body given whole, sent from here (see ``read(into:streamID:session:)``): no ``OutboundBody`` per
+    /// response. `nil` once sent or when the stream failed.
+    private var wholeBody: ByteBuffer?
+    private var wholeBodyTrailers: HTTPFields?
+    private var wholeBodyFailed = false
 
     init(id: Int32, inbound: StreamReader.Storage) {
         self.id = id
         self.inbound = inbound
+    }
+}
+
+extension StreamContext: DataSource {
+    /// Makes this stream the source of a body given whole; the returned provider sends `bytes`, then `trailers`.
+    func wholeBodyProvider(_ bytes: ByteBuffer, trailers: HTTPFields?) -> DataProvider {
+        wholeBody = bytes
+        wholeBodyTrailers = trailers
+        return DataProvider(source: self)
+    }
+
+    /// The stream is gone: a body given whole is dropped (a later read resets the stream, as ``OutboundBody`` does).
+    func failWholeBody() {
+        guard wholeBody != nil else { return }
+        wholeBody = nil
+        wholeBodyTrailers = nil
+        wholeBodyFailed = true
+    }
+
+    /// Fills a DATA frame's payload from the body given whole (inside `Session.send`).
+    func read(into buffer: UnsafeMutableRawBufferPointer, streamID: Int32, session: Session) throws -> DataProvider.Result {
+        if wholeBodyFailed { throw Session.StreamReset(.internalError) }
+        guard var bytes = wholeBody else { return .bytes(0, flags: .endOfData) }
+        let count = min(bytes.readableBytes, buffer.count)
+        if count > 0 {
+            bytes.withUnsafeReadableBytes { source in
+                buffer.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: count)
+            }
+            bytes.moveReaderIndex(forwardBy: count)
+        }
+        guard bytes.readableBytes == 0 else {
+            wholeBody = bytes
+            return .bytes(count)
+        }
+        wholeBody = nil
+        guard let trailers = wholeBodyTrailers else { return .bytes(count, flags: .endOfData) }
+        wholeBodyTrailers = nil
+        var fields: [HeaderField] = []
+        trailers.appendHTTP2Fields(to: &fields)
+        try session.submitTrailer(streamID: streamID, fields: fields)
+        return .bytes(count, flags: [.endOfData, .noEndStream])
     }
 }

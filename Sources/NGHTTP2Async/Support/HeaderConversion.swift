@@ -87,6 +87,29 @@ extension HTTPResponse {
         return fields
     }
 
+    /// Lays the response's HTTP/2 field block out in a temporary allocation (on the stack when small) for the
+    /// length of `body`: what ``http2Fields`` gives, without an array to allocate per response.
+    func withHTTP2Fields<R>(_ body: (UnsafeBufferPointer<HeaderField>) throws -> R) rethrows -> R {
+        let headerFields = self.headerFields
+        return try withUnsafeTemporaryAllocation(of: HeaderField.self, capacity: 1 + headerFields.count) { buffer in
+            let code = status.code
+            buffer.initializeElement(at: 0, to: HeaderField(":status", code == 200 ? "200" : String(code)))
+            var count = 1
+            for field in headerFields {
+                let name = field.name.canonicalName
+                if isConnectionSpecific(name) { continue }
+                if name == "te", field.value.lowercased() != "trailers" { continue }
+                buffer.initializeElement(
+                    at: count,
+                    to: HeaderField(name, field.value, flags: field.indexingStrategy == .disallow ? .noIndex : [])
+                )
+                count += 1
+            }
+            defer { buffer.baseAddress!.deinitialize(count: count) }
+            return try body(UnsafeBufferPointer(start: buffer.baseAddress, count: count))
+        }
+    }
+
     /// The `:status` of a received field block.
     static func status(http2Fields fields: [HeaderField]) throws -> Status {
         guard let status = fields.first(where: { $0.name == ":status" }), let code = Int(status.value), (100...999).contains(code) else {
