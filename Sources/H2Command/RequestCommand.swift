@@ -82,12 +82,17 @@ struct RequestCommand: AsyncParsableCommand {
         do {
             let client = try await ClientSession.connect(to: invocation.url, configuration: configuration)
             defer { Task { await client.close() } }
-            let response = try await client.execute(invocation.request, body: invocation.body)
-            if head {
-                printHead(response.head)
-                response.body.cancel()
-            } else {
-                try await writeBody(of: response)
+            // On the connection's event loop, like nghttp's single thread: each chunk of the body (and of an
+            // upload) moves without a hop between threads.
+            let response = try await withTaskExecutorPreference(client.taskExecutor) {
+                let response = try await client.execute(invocation.request, body: invocation.body)
+                if head {
+                    printHead(response.head)
+                    response.body.cancel()
+                } else {
+                    try await writeBody(of: response)
+                }
+                return response
             }
             if verbose, let trailers = response.trailers, !trailers.isEmpty {
                 printError("trailers:")

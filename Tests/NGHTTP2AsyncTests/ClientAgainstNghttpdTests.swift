@@ -48,6 +48,33 @@ struct ClientAgainstNghttpdTests {
     }
 
     /// A 64 MiB file, streamed chunk by chunk (never collected), has the file's length and checksum.
+    /// Work that prefers the client's task executor runs on the connection's event loop, and a body read there
+    /// arrives whole (the chunks, the credits and the window updates never leave that thread).
+    @Test func requestsOnTheConnectionsEventLoop() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bytes = payload(5 << 20, seed: 11)
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(directory)/five.bin"))
+        let (nghttpd, port) = try await Peers.nghttpd(directory: directory)
+        defer { nghttpd.stop() }
+        let client = try await ClientSession.connect(to: "http://127.0.0.1:\(port)")
+        let eventLoop = client.channel.eventLoop
+        let (received, alwaysOnLoop) = try await withTaskExecutorPreference(client.taskExecutor) {
+            var received: [UInt8] = []
+            var alwaysOnLoop = eventLoop.inEventLoop
+            let response = try await client.get("/five.bin")
+            alwaysOnLoop = alwaysOnLoop && eventLoop.inEventLoop
+            for try await chunk in response.body {
+                alwaysOnLoop = alwaysOnLoop && eventLoop.inEventLoop
+                received.append(contentsOf: chunk.readableBytesView)
+            }
+            return (received, alwaysOnLoop)
+        }
+        #expect(alwaysOnLoop)
+        #expect(received == bytes)
+        await client.close()
+    }
+
     @Test func download64MiBStreamed() async throws {
         let directory = try Peers.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

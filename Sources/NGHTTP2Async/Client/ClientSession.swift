@@ -29,12 +29,25 @@ public final class ClientSession: Sendable {
     let connection: ConnectionReference
     let closed: EventLoopFuture<Void>
 
+    /// Runs tasks on this connection's event loop. Code that sends many requests or reads a large body can prefer
+    /// it, so that each response and each chunk reaches it without a hop between threads:
+    ///
+    /// ```swift
+    /// try await withTaskExecutorPreference(client.taskExecutor) {
+    ///     for try await chunk in try await client.get("/big").body { consume(chunk) }
+    /// }
+    /// ```
+    ///
+    /// Code running there shares the thread with the connection's I/O: keep it short and non-blocking.
+    public let taskExecutor: any TaskExecutor
+
     init(scheme: String, authority: String, channel: any Channel, connection: ConnectionReference, closed: EventLoopFuture<Void>) {
         self.scheme = scheme
         self.authority = authority
         self.channel = channel
         self.connection = connection
         self.closed = closed
+        self.taskExecutor = EventLoopExecutor(channel.eventLoop)
     }
 
     /// Connects to the server of `url`: `http://host[:port]` (HTTP/2 with prior knowledge) or `https://host[:port]`
