@@ -21,4 +21,18 @@ struct H2: AsyncParsableCommand {
         subcommands: [RequestCommand.self, ServeCommand.self, LoadCommand.self],
         defaultSubcommand: RequestCommand.self
     )
+
+    static func main() async {
+        MallocTuning.apply()
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
