@@ -8,7 +8,7 @@ import HTTPTypes
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ServerUnderPeersTests {
     /// `/get`: a small JSON description of the request; `/echo`: the request body streamed back; `/headers`: the
-    /// `x-custom` request header sent back as `x-custom-echo`; anything else: 404.
+    /// `x-custom` request header sent back as `x-custom-echo`; `/text`: ``longText`` with a trailer; anything else: 404.
     static func handler(_ request: Request) async throws -> ServerResponse {
         let path = request.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.path
         switch path {
@@ -22,6 +22,8 @@ struct ServerUnderPeersTests {
             return ServerResponse(status: .ok, headers: [.contentType: "application/json"], body: .text("{\(description)}\n"))
         case "/echo":
             return ServerResponse(status: .ok, headers: [.contentType: "application/octet-stream"], body: .stream(request.body))
+        case "/text":
+            return ServerResponse(status: .ok, body: .text(Self.longText, trailers: [HTTPField.Name("x-end")!: "yes"]))
         case "/headers":
             var headers: HTTPFields = [.contentType: "text/plain"]
             if let value = request.headers[HTTPField.Name("x-custom")!] {
@@ -32,6 +34,9 @@ struct ServerUnderPeersTests {
             return ServerResponse(status: .notFound, body: .text("not found\n"))
         }
     }
+
+    /// 216,000 bytes of UTF-8 with two- and three-byte characters: many DATA frames, more than a 64 KiB window.
+    static let longText = String(repeating: "héllo wörld ✓ ", count: 12_000)
 
     static func jsonEscaped(_ text: String) -> String {
         var result = ""
@@ -86,6 +91,26 @@ struct ServerUnderPeersTests {
             timeout: .seconds(30)
         )
         #expect(missing.text == "404")
+        await server.close()
+    }
+
+    /// A `.text` body is sent straight from the string's UTF-8: across many frames, through a 64 KiB window
+    /// (nghttp's default) and then its trailers.
+    @Test func longTextBodyWithTrailers() async throws {
+        let server = try await Self.startServer()
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let url = "http://127.0.0.1:\(server.port)/text"
+
+        let curl = try await Peers.run("curl", ["--http2-prior-knowledge", "-sS", "-o", "\(directory)/body", url], timeout: .seconds(30))
+        #expect(curl.status == 0, "curl failed: \(curl.stderr)")
+        let body = try Data(contentsOf: URL(fileURLWithPath: "\(directory)/body"))
+        #expect(body == Data(Self.longText.utf8), "curl got \(body.count) bytes")
+
+        let nghttp = try await Peers.run("nghttp", ["-v", "-n", url], timeout: .seconds(30))
+        #expect(nghttp.status == 0, "nghttp failed: \(nghttp.stderr)")
+        #expect(nghttp.text.contains("x-end: yes"), "no trailer in: \(nghttp.text.suffix(600))")
+        #expect(nghttp.text.contains("recv DATA frame"), "\(nghttp.text.suffix(600))")
         await server.close()
     }
 

@@ -57,6 +57,7 @@ extension ConnectionHandler {
         switch body.storage {
         case .empty: outbound = nil
         case .bytes(let bytes, let trailers): outbound = OutboundBody(bytes: bytes, trailers: trailers)
+        case .text(let text, let trailers): outbound = OutboundBody(bytes: ByteBuffer(string: text), trailers: trailers)
         case .writer(let produce):
             outbound = OutboundBody(highWatermark: configuration.bodyHighWatermark)
             producer = produce

@@ -132,7 +132,8 @@ extension ConnectionHandler {
         // A body given whole is sent from the stream's context itself: no OutboundBody per response.
         let provider: DataProvider? =
             switch response.body.storage {
-            case .bytes(let bytes, let trailers): stream.wholeBodyProvider(bytes, trailers: trailers)
+            case .bytes(let bytes, let trailers): stream.wholeBodyProvider(.bytes(bytes), trailers: trailers)
+            case .text(let text, let trailers): stream.wholeBodyProvider(.text(text, sent: 0), trailers: trailers)
             default: nil
             }
         do {

@@ -24,7 +24,7 @@ final class StreamContext {
     var responseSubmitted = false
     /// A response body given whole, sent from here (see ``read(into:streamID:session:)``): no ``OutboundBody`` per
     /// response. `nil` once sent or when the stream failed.
-    private var wholeBody: ByteBuffer?
+    private var wholeBody: WholeBody?
     private var wholeBodyTrailers: HTTPFields?
     private var wholeBodyFailed = false
 
@@ -34,10 +34,16 @@ final class StreamContext {
     }
 }
 
+/// A response body given whole: bytes, or text whose UTF-8 is copied into DATA frames as it goes.
+enum WholeBody {
+    case bytes(ByteBuffer)
+    case text(String, sent: Int)
+}
+
 extension StreamContext: DataSource {
-    /// Makes this stream the source of a body given whole; the returned provider sends `bytes`, then `trailers`.
-    func wholeBodyProvider(_ bytes: ByteBuffer, trailers: HTTPFields?) -> DataProvider {
-        wholeBody = bytes
+    /// Makes this stream the source of a body given whole; the returned provider sends `body`, then `trailers`.
+    func wholeBodyProvider(_ body: WholeBody, trailers: HTTPFields?) -> DataProvider {
+        wholeBody = body
         wholeBodyTrailers = trailers
         return DataProvider(source: self)
     }
@@ -53,19 +59,32 @@ extension StreamContext: DataSource {
     /// Fills a DATA frame's payload from the body given whole (inside `Session.send`).
     func read(into buffer: UnsafeMutableRawBufferPointer, streamID: Int32, session: Session) throws -> DataProvider.Result {
         if wholeBodyFailed { throw Session.StreamReset(.internalError) }
-        guard var bytes = wholeBody else { return .bytes(0, flags: .endOfData) }
-        let count = min(bytes.readableBytes, buffer.count)
-        if count > 0 {
-            bytes.withUnsafeReadableBytes { source in
-                buffer.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: count)
+        let count: Int
+        let remaining: Int
+        switch wholeBody {
+        case nil:
+            return .bytes(0, flags: .endOfData)
+        case .bytes(var bytes):
+            count = min(bytes.readableBytes, buffer.count)
+            if count > 0 {
+                bytes.withUnsafeReadableBytes { source in
+                    buffer.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: count)
+                }
+                bytes.moveReaderIndex(forwardBy: count)
             }
-            bytes.moveReaderIndex(forwardBy: count)
+            remaining = bytes.readableBytes
+            wholeBody = remaining > 0 ? .bytes(bytes) : nil
+        case .text(var text, let sent):
+            (count, remaining) = text.withUTF8 { utf8 in
+                let count = min(utf8.count - sent, buffer.count)
+                if count > 0 {
+                    buffer.baseAddress!.copyMemory(from: utf8.baseAddress! + sent, byteCount: count)
+                }
+                return (count, utf8.count - sent - count)
+            }
+            wholeBody = remaining > 0 ? .text(text, sent: sent + count) : nil
         }
-        guard bytes.readableBytes == 0 else {
-            wholeBody = bytes
-            return .bytes(count)
-        }
-        wholeBody = nil
+        guard remaining == 0 else { return .bytes(count) }
         guard let trailers = wholeBodyTrailers else { return .bytes(count, flags: .endOfData) }
         wholeBodyTrailers = nil
         var fields: [HeaderField] = []

@@ -9,6 +9,8 @@ public struct Body: Sendable {
     enum Storage: Sendable {
         case empty
         case bytes(ByteBuffer, trailers: HTTPFields?)
+        /// Kept as the string until it is sent: its UTF-8 goes straight into DATA frames (no buffer to allocate).
+        case text(String, trailers: HTTPFields?)
         case writer(@Sendable (BodyWriter) async throws -> Void)
     }
 
@@ -29,7 +31,7 @@ public struct Body: Sendable {
 
     /// A body of this text in UTF-8.
     public static func text(_ text: String, trailers: HTTPFields? = nil) -> Body {
-        Body(storage: .bytes(ByteBuffer(string: text), trailers: trailers))
+        Body(storage: .text(text, trailers: trailers))
     }
 
     /// A body streamed from `chunks` as they come. Each chunk is sent as soon as flow control allows.
