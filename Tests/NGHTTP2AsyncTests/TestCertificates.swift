@@ -1,4 +1,7 @@
 import Foundation
+import Synchronization
+
+private let directoryToRemoveAtExit = Mutex<String?>(nil)
 
 /// A small PKI for TLS tests, made once per test process with the openssl CLI in a temporary
 /// directory: a CA, a leaf for `localhost` + 127.0.0.1, a wrong-host leaf (SAN `DNS:example.org`
@@ -29,6 +32,11 @@ struct TestCertificates: Sendable {
 
     private static func create() async throws -> TestCertificates {
         let directory = try Peers.temporaryDirectory()
+        // The set lives as long as the test process: removed when it exits.
+        directoryToRemoveAtExit.withLock { $0 = directory }
+        atexit {
+            if let directory = directoryToRemoveAtExit.withLock({ $0 }) { try? FileManager.default.removeItem(atPath: directory) }
+        }
         let certificates = TestCertificates(directory: directory)
         func openssl(_ arguments: [String]) async throws {
             let result = try await Peers.run("openssl", arguments)
