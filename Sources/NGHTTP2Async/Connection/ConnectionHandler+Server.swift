@@ -97,9 +97,8 @@ private func respondStreaming(
 @inline(never)
 private func handlerFailed(streamID: Int32, connection: ConnectionReference, error: any Error) {
     if error is CancellationError {
-        return connection.execute { $0.handlerFailed(streamID: streamID, error: CancellationError()) }
-    }
-    if isPeerGone(error) {
+        // Cancelled because the stream or connection went: nothing to log.
+    } else if isPeerGone(error) {
         connection.log(.debug, "stream \(streamID): handler stopped: \(error)")
     } else {
         connection.log(.error, "stream \(streamID): handler failed: \(error)")

@@ -65,22 +65,15 @@ extension StreamContext: DataSource {
         case nil:
             return .bytes(0, flags: .endOfData)
         case .bytes(var bytes):
-            count = min(bytes.readableBytes, buffer.count)
-            if count > 0 {
-                bytes.withUnsafeReadableBytes { source in
-                    buffer.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: count)
-                }
-                bytes.moveReaderIndex(forwardBy: count)
-            }
+            count = bytes.withUnsafeReadableBytes { fill(buffer, from: $0) }
+            bytes.moveReaderIndex(forwardBy: count)
             remaining = bytes.readableBytes
             wholeBody = remaining > 0 ? .bytes(bytes) : nil
         case .text(var text, let sent):
             (count, remaining) = text.withUTF8 { utf8 in
-                let count = min(utf8.count - sent, buffer.count)
-                if count > 0 {
-                    buffer.baseAddress!.copyMemory(from: utf8.baseAddress! + sent, byteCount: count)
-                }
-                return (count, utf8.count - sent - count)
+                let unsent = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[sent...])
+                let count = fill(buffer, from: unsent)
+                return (count, unsent.count - count)
             }
             wholeBody = remaining > 0 ? .text(text, sent: sent + count) : nil
         }
@@ -92,4 +85,11 @@ extension StreamContext: DataSource {
         try session.submitTrailer(streamID: streamID, fields: fields)
         return .bytes(count, flags: [.endOfData, .noEndStream])
     }
+}
+
+/// Copies as much of `source` as fits into `buffer`; returns how many bytes.
+private func fill(_ buffer: UnsafeMutableRawBufferPointer, from source: UnsafeRawBufferPointer) -> Int {
+    let count = min(source.count, buffer.count)
+    if count > 0 { buffer.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: count) }
+    return count
 }
