@@ -58,7 +58,7 @@ import NGHTTP2
         #expect(withTrailers.trailers?[HTTPField.Name("x-end")!] == "yes")
         let empty = try await client.get("/empty")
         #expect(try await empty.bytes().isEmpty)
-        for connection in server.pool.all {
+        for connection in server.connections.all {
             let stats = try await connection.statistics()
             #expect(stats.openStreams == 0 && stats.sendingBodies == 0)
         }

@@ -155,7 +155,7 @@ import NGHTTP2
         }
         let clientStats = try await client.connection.statistics()
         #expect(clientStats.openStreams == 0 && clientStats.sendingBodies == 0)
-        for connection in server.pool.all {
+        for connection in server.connections.all {
             let stats = try await connection.statistics()
             #expect(stats.openStreams == 0 && stats.sendingBodies == 0)
         }
@@ -181,7 +181,7 @@ final class WeakBox: @unchecked Sendable {
             let box = WeakBox()
             try await client.connection.eventLoop.submit { box.value = client.connection.handler.value }.get()
             clientHandlers.append(box)
-            for reference in server.pool.all {
+            for reference in server.connections.all {
                 let serverBox = WeakBox()
                 try await reference.eventLoop.submit { serverBox.value = reference.handler.value }.get()
                 serverHandlers.append(serverBox)
@@ -204,7 +204,7 @@ final class WeakBox: @unchecked Sendable {
 @Suite struct HandlerStartedInsideReceiveTests {
     @Test func aShutdownStartedBeforeTheFirstSuspensionStillAnswers() async throws {
         let server = try await ServerSession.bind(port: 0) { request in
-            if request.path == "/last" { request.connection.execute { $0.beginShutdown() } }
+            if request.path == "/last" { request.connection.execute { $0.beginGracefulShutdown() } }
             return ServerResponse(status: .ok, body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")

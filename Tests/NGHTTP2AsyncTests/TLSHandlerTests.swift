@@ -196,7 +196,7 @@ struct TLSHandlerTests {
         // Our client offering only http/1.1 gets the typed error from the server's alert.
         var http1Client = certificates.clientConfiguration()
         http1Client.applicationProtocols = ["http/1.1"]
-        let client = try await TLSTestClient.connect(port: server.port, configuration: http1Client, requiredProtocol: nil)
+        let client = try await TLSTestClient.connect(port: server.port, configuration: http1Client, requireH2: false)
         defer { client.close() }
         #expect(try await client.observations.failure() == .alpnMismatch(offered: ["http/1.1"], negotiated: nil))
         try await client.observations.waitUntilClosed()
@@ -688,7 +688,7 @@ private final class TLSTestServer: Sendable {
     var allErrors: [TLSError] { connections.flatMap(\.errors) }
 
     static func start(
-        _ configuration: TLSConfiguration, requiredProtocol: String? = "h2", handshakeTimeout: Duration = .seconds(10)
+        _ configuration: TLSConfiguration, requireH2: Bool = true, handshakeTimeout: Duration = .seconds(10)
     ) async throws -> TLSTestServer {
         let context = try TLSContext(configuration: configuration)
         let log = TLSTestConnectionLog()
@@ -697,10 +697,10 @@ private final class TLSTestServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let observations = TLSTestObservations(expectsHandshake: true)
                     log.append(observations)
-                    let tls = try TLSHandler(
-                        context: context, role: .server, requiredProtocol: requiredProtocol, handshakeTimeout: handshakeTimeout)
+                    let tls = try TLSHandler(context: context, role: .server, handshakeTimeout: handshakeTimeout)
                     observations.track(tls)
                     try channel.pipeline.syncOperations.addHandler(tls)
+                    if requireH2 { try channel.pipeline.syncOperations.addHandler(negotiation(on: channel)) }
                     try channel.pipeline.syncOperations.addHandler(TLSTestRecorder(observations, echo: true))
                 }
             }
@@ -711,6 +711,12 @@ private final class TLSTestServer: Sendable {
     func stop() {
         channel.close(promise: nil)
     }
+}
+
+/// The library's ALPN check (what ``ChannelSetup`` puts above the TLS handler), installing nothing: HTTP/2 or a typed
+/// error that the recorder above sees.
+private func negotiation(on channel: any Channel) -> ProtocolNegotiationHandler<ApplicationProtocol> {
+    ProtocolNegotiationHandler(promise: channel.eventLoop.makePromise()) { negotiated, _ in negotiated }
 }
 
 /// A client connection on 127.0.0.1: our TLSHandler (client role) under a recorder, or a raw TCP
@@ -731,7 +737,7 @@ private final class TLSTestClient: Sendable {
         port: Int,
         configuration: TLSConfiguration,
         serverHostname: String? = "localhost",
-        requiredProtocol: String? = "h2",
+        requireH2: Bool = true,
         writeOnActive: [[UInt8]] = [],
         truncate: Bool = false
     ) async throws -> TLSTestClient {
@@ -746,9 +752,8 @@ private final class TLSTestClient: Sendable {
                         holder.withLock { $0 = TLSTestTruncatorBox(truncator: truncator) }
                         try channel.pipeline.syncOperations.addHandler(truncator)
                     }
-                    try channel.pipeline.syncOperations.addHandler(
-                        TLSHandler(
-                            context: context, role: .client, serverHostname: serverHostname, requiredProtocol: requiredProtocol))
+                    try channel.pipeline.syncOperations.addHandler(TLSHandler(context: context, role: .client, serverHostname: serverHostname))
+                    if requireH2 { try channel.pipeline.syncOperations.addHandler(negotiation(on: channel)) }
                     try channel.pipeline.syncOperations.addHandler(
                         TLSTestRecorder(observations, echo: false, writeOnActive: writeOnActive))
                 }

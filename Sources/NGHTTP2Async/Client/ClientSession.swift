@@ -27,7 +27,6 @@ public final class ClientSession: Sendable {
     public let authority: String
     let channel: any Channel
     let connection: ConnectionReference
-    let closed: EventLoopFuture<Void>
 
     /// Runs tasks on this connection's event loop. Code that sends many requests or reads a large body can prefer
     /// it, so that each response and each chunk reaches it without a hop between threads:
@@ -41,12 +40,11 @@ public final class ClientSession: Sendable {
     /// Code running there shares the thread with the connection's I/O: keep it short and non-blocking.
     public let taskExecutor: any TaskExecutor
 
-    init(scheme: String, authority: String, channel: any Channel, connection: ConnectionReference, closed: EventLoopFuture<Void>) {
+    init(scheme: String, authority: String, channel: any Channel, connection: ConnectionReference) {
         self.scheme = scheme
         self.authority = authority
         self.channel = channel
         self.connection = connection
-        self.closed = closed
         self.taskExecutor = EventLoopExecutor(channel.eventLoop)
     }
 
@@ -75,47 +73,41 @@ public final class ClientSession: Sendable {
         configuration: Configuration = Configuration(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ClientSession {
-        let connection = NIOLockedValueBox<(ConnectionReference, EventLoopFuture<Void>, EventLoopFuture<Void>)?>(nil)
         let connectionConfiguration = configuration.connectionConfiguration
-        let tlsContext = try configuration.tls.map { try TLSContext(configuration: $0) }
-        let handshakeTimeout = configuration.connectTimeout
+        let setup = ChannelSetup(
+            tls: try configuration.tls.map { try TLSContext(configuration: $0) },
+            role: .client,
+            serverHostname: host,
+            handshakeTimeout: configuration.connectTimeout,
+            makeHTTP2Handler: {
+                try ConnectionHandler(role: .client, configuration: connectionConfiguration, delegate: nil)
+            }
+        )
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.recvAllocator, value: ConnectionHandler.receiveAllocator)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let tlsContext {
-                        let tls = try TLSHandler(context: tlsContext, role: .client, serverHostname: host, handshakeTimeout: handshakeTimeout)
-                        try channel.pipeline.syncOperations.addHandler(tls)
-                    }
-                    let closed = channel.eventLoop.makePromise(of: Void.self)
-                    let ready = channel.eventLoop.makePromise(of: Void.self)
-                    let handler = try ConnectionHandler(role: .client, configuration: connectionConfiguration, closed: closed)
-                    handler.ready = ready
-                    handler.waitsForTLS = tlsContext != nil
-                    try channel.pipeline.syncOperations.addHandler(handler)
-                    let reference = ConnectionReference(handler, eventLoop: channel.eventLoop)
-                    connection.withLockedValue { $0 = (reference, closed.futureResult, ready.futureResult) }
-                }
-            }
-        let channel: any Channel
+        let (channel, negotiation): (any Channel, EventLoopFuture<NegotiatedConnection>)
         do {
-            channel = try await bootstrap.connect(host: host, port: port).get()
+            (channel, negotiation) = try await bootstrap.connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture { (channel, try setup.configure(channel)) }
+            }
         } catch ChannelError.connectTimeout {
             throw HTTP2Error.connectTimeout
         }
-        guard let (reference, closed, ready) = connection.withLockedValue({ $0 }) else { throw HTTP2Error.sessionClosed }
+        let connection: ConnectionReference
         do {
-            try await ready.get()
+            switch try await negotiation.get() {
+            case .http2(let reference): connection = reference
+            }
         } catch {
             channel.close(promise: nil)
             throw error
         }
-        let scheme = tlsContext == nil ? "http" : "https"
-        let defaultPort = tlsContext == nil ? 80 : 443
+        let scheme = setup.tls == nil ? "http" : "https"
+        let defaultPort = setup.tls == nil ? 80 : 443
         let bracketed = host.contains(":") ? "[\(host)]" : host
         let authority = port == defaultPort ? bracketed : "\(bracketed):\(port)"
-        return ClientSession(scheme: scheme, authority: authority, channel: channel, connection: reference, closed: closed)
+        return ClientSession(scheme: scheme, authority: authority, channel: channel, connection: connection)
     }
 
     /// Sends a request and waits for its response head.
@@ -134,11 +126,37 @@ public final class ClientSession: Sendable {
         let fields = request.http2Fields
         let cancellation = RequestCancellation()
         let connection = self.connection
+        guard case .writer(let produce) = body.storage else {
+            let received = try await withTaskCancellationHandler {
+                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ReceivedResponse, any Error>) in
+                    connection.startRequest(PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation))
+                }
+            } onCancel: {
+                if let streamID = cancellation.cancel() { connection.cancelStream(streamID) }
+            }
+            return received.response
+        }
+        // A streaming body is written by a task made here, in the caller's task: it inherits its priority, task-locals
+        // and executor preference, and its cancellation. It is not a child: the response may arrive (and be read) while
+        // the body is still being written (a full-duplex echo), so this call cannot wait for the writer to finish.
+        let writer = connection.eventLoop.makePromise(of: OutboundBody.Reference.self)
+        let producer = Task {
+            guard let writer = try? await writer.futureResult.get() else { return }
+            do {
+                try await produce(BodyWriter(storage: writer))
+                writer.finishIfNeeded()
+            } catch {
+                writer.abort(error)
+            }
+        }
         let received = try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ReceivedResponse, any Error>) in
-                connection.startRequest(PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation))
+                var request = PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation)
+                request.writer = writer
+                connection.startRequest(request)
             }
         } onCancel: {
+            producer.cancel()
             if let streamID = cancellation.cancel() { connection.cancelStream(streamID) }
         }
         return received.response
@@ -175,12 +193,11 @@ public final class ClientSession: Sendable {
         try await request(.delete, path, headers: headers)
     }
 
-    /// Whether a new request may be sent now: false once either side sent GOAWAY or stream IDs ran out.
+    /// Whether a new request may be sent now: false once either side sent GOAWAY, the connection is closing, or
+    /// stream IDs ran out.
     public var isRequestAllowed: Bool {
         get async {
-            (try? await connection.eventLoop.submit { [handler = connection.handler] in
-                handler.value.goawayReceived == nil && !handler.value.isClosing && handler.value.session.isRequestAllowed
-            }.get()) ?? false
+            (try? await connection.eventLoop.submit { [handler = connection.handler] in handler.value.isAcceptingRequests }.get()) ?? false
         }
     }
 
@@ -194,19 +211,19 @@ public final class ClientSession: Sendable {
 
     /// Closes gracefully: sends GOAWAY, lets the requests in flight finish, then closes the connection.
     public func close() async {
-        connection.execute { $0.closeGracefully() }
-        try? await closed.get()
+        connection.execute { $0.beginGracefulShutdown() }
+        try? await connection.closed.get()
     }
 
     /// Ends the connection at once with GOAWAY(`errorCode`); requests in flight fail.
     public func terminate(_ errorCode: ErrorCode = .noError) async {
         connection.execute { $0.terminate(errorCode) }
-        try? await closed.get()
+        try? await connection.closed.get()
     }
 
     /// Waits until the connection is closed (by either side).
     public func waitUntilClosed() async {
-        try? await closed.get()
+        try? await connection.closed.get()
     }
 }
 
@@ -222,8 +239,14 @@ extension ClientSession {
         public var additionalSettings: [Setting] = []
         /// libnghttp2 tuning (``Session/Options/noAutoWindowUpdate`` is always on: reading credits the windows).
         public var options = Session.Options()
-        /// How long connecting may take (and, with TLS, the handshake too).
+        /// How long connecting may take (and, with TLS, the handshake too). Default 10 seconds.
         public var connectTimeout: Duration = .seconds(10)
+        /// Keep-alive PINGs (RFC 9113 §6.7), to tell a dead server from a quiet one. Default `nil` (off): some servers
+        /// (gRPC's among them) answer PINGs they did not expect with GOAWAY ENHANCE_YOUR_CALM.
+        public var keepAlive: KeepAlive?
+        /// Closes the connection (GOAWAY NO_ERROR) once no request has been open for this long. Default `nil`
+        /// (never: a ``ClientSession`` is the application's to close).
+        public var idleTimeout: Duration?
         /// TLS: set for `https://` (the default then is ``TLSConfiguration/makeClientConfiguration()``: system trust
         /// roots, host-name verification, ALPN `h2`). Set it to trust a private CA, present a client certificate,
         /// or (explicitly, insecurely) skip verification.
@@ -244,9 +267,32 @@ extension ClientSession {
                 options: options,
                 connectionWindowSize: connectionWindowSize,
                 bodyHighWatermark: bodyHighWatermark,
+                timeouts: ConnectionStateMachine.Timeouts(
+                    idle: idleTimeout,
+                    keepAliveInterval: keepAlive?.interval,
+                    keepAliveTimeout: keepAlive?.timeout ?? .seconds(20)
+                ),
                 logger: logger,
                 frameObserver: frameObserver
             )
+        }
+    }
+}
+
+extension ClientSession.Configuration {
+    /// Keep-alive PINGs: after `interval` without a frame from the server, a PING; without its ACK within `timeout`
+    /// the connection is given up: requests in flight fail with ``HTTP2Error/keepAliveTimeout(_:)``, and those it
+    /// never sent with ``HTTP2Error/notProcessed(streamID:)`` (safe to retry).
+    public struct KeepAlive: Sendable, Hashable {
+        /// How long the connection may be silent before a PING.
+        public var interval: Duration
+        /// How long the PING may go unanswered. Default 20 seconds.
+        public var timeout: Duration
+
+        /// Keep-alive PINGs after `interval` of silence, each answered within `timeout`.
+        public init(interval: Duration, timeout: Duration = .seconds(20)) {
+            self.interval = interval
+            self.timeout = timeout
         }
     }
 }

@@ -23,7 +23,7 @@ public enum HTTP2 {
         let client = try await ClientSession.connect(to: url, configuration: configuration)
         do {
             let response = try await client.request(method, target.pathAndQuery, headers: headers, body: body)
-            client.connection.execute { $0.closeGracefully() }
+            client.connection.execute { $0.beginGracefulShutdown() }
             return response
         } catch {
             await client.terminate()

@@ -5,6 +5,9 @@ import NGHTTP2
 
 extension ConnectionHandler {
     func installCallbacks() {
+        if configuration.timeouts.headerBlock != nil {
+            session.callbacks.onBeginHeaders = { [unowned self] streamID, _ in headerBlockStarted(streamID: streamID) }
+        }
         session.callbacks.onFrameReceived = { [unowned self] frame in frameReceived(frame) }
         session.callbacks.onDataChunk = { [unowned self] streamID, bytes in dataReceived(streamID: streamID, bytes) }
         session.callbacks.onStreamClosed = { [unowned self] streamID, errorCode in streamClosed(streamID, errorCode) }
@@ -12,10 +15,11 @@ extension ConnectionHandler {
         if isServer {
             session.callbacks.onEndStreamSent = { [unowned self] streamID in endStreamSent(streamID) }
         }
+        session.callbacks.onInvalidFrameReceived = { [unowned self] frame, error in
+            headerBlockAbandoned(streamID: frame.streamID)
+            if logger.logLevel <= .debug { logger.debug("invalid frame received: \(error)\n\(frame)") }
+        }
         if logger.logLevel <= .debug {
-            session.callbacks.onInvalidFrameReceived = { [unowned self] frame, error in
-                logger.debug("invalid frame received: \(error)\n\(frame)")
-            }
             session.callbacks.onErrorMessage = { [unowned self] error, message in
                 logger.debug("nghttp2: \(message) (\(error.code))")
             }
@@ -32,6 +36,7 @@ extension ConnectionHandler {
     private func frameReceived(_ frame: Frame) {
         if logger.logLevel <= .trace { logger.trace("recv \(frame)") }
         configuration.frameObserver?(.received, frame)
+        peerFrameReceived(frame)
         switch frame.payload {
         case .headers(let category, let fields, _, _):
             fieldBlockReceived(streamID: frame.streamID, category: category, fields: fields, endStream: frame.flags.contains(.endStream))
@@ -39,13 +44,6 @@ extension ConnectionHandler {
             if frame.flags.contains(.endStream) { streams[frame.streamID]?.inbound.finish(trailers: nil) }
         case .rstStream:
             streams[frame.streamID]?.resetByPeer = true
-        case .goaway(let lastStreamID, let errorCode, let debugData):
-            goawayReceived = (lastStreamID, errorCode)
-            logger.debug(
-                "GOAWAY received: last stream \(lastStreamID), \(errorCode)\(debugData.isEmpty ? "" : ", \(String(decoding: debugData, as: UTF8.self))")"
-            )
-        case .ping(let opaqueData) where frame.flags.contains(.ack):
-            pingAcknowledged(opaqueData)
         default:
             break
         }
@@ -55,7 +53,7 @@ extension ConnectionHandler {
         switch role {
         case .client:
             clientFieldBlock(streamID: streamID, fields: fields, endStream: endStream)
-        case .server(let handler, _):
+        case .server(let handler):
             if category == .request {
                 requestReceived(streamID: streamID, fields: fields, endStream: endStream, handler: handler)
             } else if let stream = streams[streamID] {
@@ -82,7 +80,8 @@ extension ConnectionHandler {
     }
 
     private func streamClosed(_ streamID: Int32, _ errorCode: ErrorCode) {
-        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        headerBlockAbandoned(streamID: streamID)
+        guard let stream = streamRemoved(streamID) else { return }
         let error: HTTP2Error =
             switch errorCode {
             case .refusedStream: .notProcessed(streamID: streamID)
@@ -113,37 +112,12 @@ extension ConnectionHandler {
 
     private func frameNotSent(_ frame: Frame, _ error: NGHTTP2Error) {
         logger.debug("frame not sent (\(error)): \(frame.type) on stream \(frame.streamID)")
-        guard frame.type == .headers, let stream = streams.removeValue(forKey: frame.streamID) else { return }
+        guard frame.type == .headers, let stream = streamRemoved(frame.streamID) else { return }
         switch error {
         case .startStreamNotAllowed, .streamClosing, .sessionClosing:
             fail(stream, HTTP2Error.notProcessed(streamID: frame.streamID))
         default:
             fail(stream, HTTP2Error.protocolViolation(error))
-        }
-    }
-
-    // MARK: PING
-
-    /// Sends a PING; `continuation` gets the round-trip time when the ACK arrives.
-    func ping(_ continuation: CheckedContinuation<Duration, any Error>) {
-        let data = nextPingData
-        nextPingData &+= 1
-        do {
-            try session.submitPing(opaqueData: data)
-        } catch {
-            return continuation.resume(throwing: error)
-        }
-        pings[data] = (ContinuousClock.now, continuation)
-        scheduleFlush()
-    }
-
-    private func pingAcknowledged(_ data: UInt64) {
-        if let ping = pings.removeValue(forKey: data) {
-            ping.continuation.resume(returning: ContinuousClock.now - ping.sent)
-        }
-        if data == shutdownPing {
-            shutdownPing = nil
-            sendFinalGoaway()
         }
     }
 }

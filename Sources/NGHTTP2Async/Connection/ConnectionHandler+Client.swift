@@ -9,75 +9,48 @@ struct PendingRequest: Sendable {
     let body: Body
     let cancellation: RequestCancellation
     let continuation: UnsafeContinuation<ReceivedResponse, any Error>
+    /// For a streaming body: gets the body's writer once the request is submitted (the caller's task runs the
+    /// producer with it), or the request's failure.
+    var writer: EventLoopPromise<OutboundBody.Reference>?
 }
 
 extension ConnectionHandler {
-    /// Submits a request and, for a streaming body, starts the task that writes it.
+    /// Submits a request. The response (or its failure) resumes the request's continuation; a streaming body's
+    /// writer goes to its promise.
     func startRequest(_ request: PendingRequest) {
-        guard
-            let (writer, produce) = startRequest(
-                request.fields,
-                body: request.body,
-                cancellation: request.cancellation,
-                continuation: request.continuation
-            )
-        else { return }
-        Task {
-            do {
-                try await produce(BodyWriter(storage: writer))
-                writer.finishIfNeeded()
-            } catch {
-                writer.abort(error)
-            }
+        do {
+            let writer = try submitRequest(request)
+            if let writer { request.writer?.succeed(writer) }
+        } catch {
+            request.writer?.fail(error)
+            request.continuation.resume(throwing: error)
         }
     }
 
-    /// Submits a request. The response (or its failure) resumes `continuation`.
-    /// Returns the writer of a streaming body, for the caller to run its producer.
-    func startRequest(
-        _ fields: [HeaderField],
-        body: Body,
-        cancellation: RequestCancellation,
-        continuation: UnsafeContinuation<ReceivedResponse, any Error>
-    ) -> (OutboundBody.Reference, @Sendable (BodyWriter) async throws -> Void)? {
-        guard let reference, !isClosing, context?.channel.isActive == true else {
-            continuation.resume(throwing: endedBecause ?? HTTP2Error.sessionClosed)
-            return nil
+    /// Submits a request; returns the writer of a streaming body.
+    private func submitRequest(_ request: PendingRequest) throws -> OutboundBody.Reference? {
+        guard let reference, context?.channel.isActive == true, !machine.isClosingOrClosed else {
+            throw machine.endedBecause ?? HTTP2Error.sessionClosed
         }
-        guard !cancellation.isCancelled else {
-            continuation.resume(throwing: CancellationError())
-            return nil
-        }
-        guard goawayReceived == nil, session.isRequestAllowed else {
-            continuation.resume(throwing: HTTP2Error.notProcessed(streamID: Int32(bitPattern: session.nextStreamID)))
-            return nil
-        }
-        let outbound: OutboundBody?
-        var producer: (@Sendable (BodyWriter) async throws -> Void)?
-        switch body.storage {
-        case .empty: outbound = nil
-        case .bytes(let bytes, let trailers): outbound = OutboundBody(bytes: bytes, trailers: trailers)
-        case .text(let text, let trailers): outbound = OutboundBody(bytes: ByteBuffer(string: text), trailers: trailers)
-        case .writer(let produce):
-            outbound = OutboundBody(highWatermark: configuration.bodyHighWatermark)
-            producer = produce
-        }
-        let streamID: Int32
-        do {
-            streamID = try session.submitRequest(fields, body: outbound.map { dataProvider(for: $0) })
-        } catch {
-            continuation.resume(throwing: error)
-            return nil
-        }
+        guard !request.cancellation.isCancelled else { throw CancellationError() }
+        guard isAcceptingRequests else { throw HTTP2Error.notProcessed(streamID: Int32(bitPattern: session.nextStreamID)) }
+        let outbound: OutboundBody? =
+            switch request.body.storage {
+            case .empty: nil
+            case .bytes(let bytes, let trailers): OutboundBody(bytes: bytes, trailers: trailers)
+            case .text(let text, let trailers): OutboundBody(bytes: ByteBuffer(string: text), trailers: trailers)
+            case .writer: OutboundBody(highWatermark: configuration.bodyHighWatermark)
+            }
+        let streamID = try session.submitRequest(request.fields, body: outbound.map { DataProvider(source: $0) })
         outbound?.streamID = streamID
         let stream = StreamContext(id: streamID, inbound: StreamReader.Storage(streamID: streamID, connection: reference))
         stream.outbound = outbound
-        stream.response = continuation
-        streams[streamID] = stream
-        cancellation.started(streamID)
+        stream.response = request.continuation
+        streamOpened(stream, byPeer: false)
+        request.cancellation.started(streamID)
         scheduleFlush()
-        guard let outbound, let producer else { return nil }
-        return (OutboundBody.Reference(outbound, connection: reference), producer)
+        guard let outbound, request.writer != nil else { return nil }
+        return OutboundBody.Reference(outbound, connection: reference)
     }
 
     func clientFieldBlock(streamID: Int32, fields: [HeaderField], endStream: Bool) {
@@ -106,20 +79,6 @@ extension ConnectionHandler {
                 returning: ReceivedResponse(status: status, fields: fields, body: body, streamID: streamID, informational: stream.informational)
             )
         }
-    }
-
-    /// Sends GOAWAY and lets open streams finish; the connection closes when the last one does.
-    func closeGracefully() {
-        guard !isClosing else { return }
-        try? session.submitGoaway(lastStreamID: session.lastProcessedStreamID, errorCode: .noError)
-        flush()
-    }
-
-    /// Ends the connection now with GOAWAY(`errorCode`); open streams fail.
-    func terminate(_ errorCode: ErrorCode) {
-        failAllStreams(HTTP2Error.connectionClosed(errorCode: errorCode))
-        try? session.terminate(errorCode: errorCode)
-        flush()
     }
 }
 

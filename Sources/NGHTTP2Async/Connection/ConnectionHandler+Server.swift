@@ -25,7 +25,7 @@ extension ConnectionHandler {
         }
         let stream = StreamContext(id: streamID, inbound: body.storage)
         stream.headReceived = true
-        streams[streamID] = stream
+        streamOpened(stream, byPeer: true)
         // The handler starts right here, on the event loop, and runs until it first suspends: a handler that answers
         // at once submits its response inside this read burst, which is flushed once at its end (no job to enqueue,
         // no extra event-loop tick). After a suspension it resumes on this connection's event loop (the executor).
@@ -160,7 +160,7 @@ extension ConnectionHandler {
     private func submit(_ stream: StreamContext, _ head: HTTPResponse, _ outbound: OutboundBody?) {
         outbound?.streamID = stream.id
         do {
-            let provider = outbound.map { dataProvider(for: $0) }
+            let provider = outbound.map { DataProvider(source: $0) }
             try head.withHTTP2Fields { fields in try session.submitResponse(streamID: stream.id, fields: fields, body: provider) }
             stream.responseSubmitted = true
             stream.outbound = outbound
@@ -187,38 +187,5 @@ extension ConnectionHandler {
         } else {
             submitResponse(streamID: streamID, ServerResponse(status: .internalServerError, headers: [.contentLength: "0"]))
         }
-    }
-
-    // MARK: Graceful shutdown
-
-    /// Starts a graceful shutdown: a GOAWAY notice now; the final GOAWAY (with the last stream processed) after
-    /// one round trip, so requests already on the wire are still served. The connection closes when the last
-    /// stream is done.
-    func beginShutdown() {
-        guard !isClosing, shutdownPing == nil, let reference else { return }
-        do {
-            try session.submitShutdownNotice()
-            let data = nextPingData
-            nextPingData &+= 1
-            try session.submitPing(opaqueData: data)
-            shutdownPing = data
-        } catch {
-            return sendFinalGoaway()
-        }
-        flush()
-        // Without a PING ACK within a second, send the final GOAWAY anyway.
-        reference.eventLoop.scheduleTask(in: .seconds(1)) { [handler = reference.handler] in
-            if handler.value.shutdownPing != nil {
-                handler.value.shutdownPing = nil
-                handler.value.sendFinalGoaway()
-            }
-        }
-    }
-
-    /// Sends the final GOAWAY. Called from a PING ACK callback too, so the write is scheduled, never done here.
-    func sendFinalGoaway() {
-        guard !isClosing else { return }
-        try? session.submitGoaway(errorCode: .noError)
-        scheduleFlush()
     }
 }

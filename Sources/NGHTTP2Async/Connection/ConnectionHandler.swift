@@ -9,95 +9,86 @@ struct ConnectionConfiguration: Sendable {
     var options: Session.Options
     var connectionWindowSize: Int32
     var bodyHighWatermark: Int
+    var timeouts: ConnectionStateMachine.Timeouts
     var logger: Logger
     var frameObserver: FrameObserver?
 }
 
-/// Sees every frame a connection sends and receives, e.g. to print them like `nghttp -v`.
-public typealias FrameObserver = @Sendable (_ direction: FrameDirection, _ frame: Frame) -> Void
-
-/// Whether a frame was sent or received.
-public enum FrameDirection: Sendable, Hashable {
-    /// This side sent the frame.
-    case sent
-    /// The peer sent the frame.
-    case received
-}
-
-/// Owns one ``Session`` on its channel's event loop: feeds it what the socket reads, writes what it has to send
-/// once per read burst (or event-loop tick), and connects its streams to readers, writers and handler tasks.
+/// Owns one ``Session`` on its channel's event loop, as a thin shell around ``ConnectionStateMachine``: NIO events
+/// and libnghttp2's callbacks go in, the machine's actions come out. It feeds the session what the socket reads,
+/// writes what it has to send once per read burst (or event-loop tick), connects its streams to readers, writers
+/// and handler tasks, and tells its ``ConnectionDelegate`` what happened.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     enum Role {
         case client
-        case server(handler: ServerSession.Handler, pool: ConnectionPool)
+        case server(handler: ServerSession.Handler)
     }
 
     let session: Session
     let role: Role
     let configuration: ConnectionConfiguration
-    var logger: Logger
-    var context: ChannelHandlerContext?
-    var reference: ConnectionReference?
+    private(set) var logger: Logger
+    /// The lifecycle: state, deadlines, PINGs, open streams.
+    private(set) var machine: ConnectionStateMachine
+    private let delegate: (any ConnectionDelegate)?
+    private(set) var context: ChannelHandlerContext?
+    private(set) var reference: ConnectionReference?
+    /// Succeeds once the connection is closed (made when the handler is added).
+    private var closed: EventLoopPromise<Void>?
     /// Readers that wait for bytes received in this read burst; woken at its end.
     var readersToWake: [StreamReader.Storage] = []
-    /// Whether the connection's end was handled (channel inactive, or the handler removed before that).
-    private var hasEnded = false
     /// Runs the server's request handlers on this connection's event loop.
-    var executor: EventLoopExecutor?
+    private(set) var executor: EventLoopExecutor?
     /// The peer's address, read once (the channel takes a lock for it).
-    var remoteAddress: SocketAddress?
-    var streams: [Int32: StreamContext] = [:]
+    private(set) var remoteAddress: SocketAddress?
+    private(set) var streams: [Int32: StreamContext] = [:]
     /// The shared body of requests without one (server); dropped with ``reference`` (it holds one).
     var emptyRequestBody: StreamReader?
     /// Readers whose taken bytes wait to be credited, queued from other threads (see ``ConnectionReference/credit(_:)``).
     let pendingCredits = LoopInbox<StreamReader.Storage>()
     /// Requests queued from other threads (see ``ConnectionReference/startRequest(_:)``).
     let pendingRequests = LoopInbox<PendingRequest>()
+    /// The application's PINGs in flight, by opaque data.
+    private var pingWaiters: [UInt64: CheckedContinuation<Duration, any Error>] = [:]
+    /// The timer set for the machine's next deadline, and that deadline.
+    private var timer: (task: Scheduled<Void>, deadline: ConnectionStateMachine.Instant)?
     /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
-    var isReading = false
-    var flushScheduled = false
-    var isClosing = false
-    /// Set once a fatal error ended the session.
-    var hasFailed = false
-    /// Why the connection ended, once it did: new requests fail with it.
-    var endedBecause: (any Error)?
-    /// The GOAWAY received from the peer, if any.
-    var goawayReceived: (lastStreamID: Int32, errorCode: ErrorCode)?
-    /// PINGs in flight, by opaque data.
-    var pings: [UInt64: (sent: ContinuousClock.Instant, continuation: CheckedContinuation<Duration, any Error>)] = [:]
-    var nextPingData: UInt64 = 1
-    /// Set once the connection is closed, with why.
-    let closed: EventLoopPromise<Void>
-    /// Server graceful shutdown: the PING whose ACK triggers the final GOAWAY.
-    var shutdownPing: UInt64?
-    /// Succeeds when the connection can carry requests (at once for h2c; after the handshake with TLS), fails
-    /// with the error that ended it before that.
-    var ready: EventLoopPromise<Void>?
-    /// Whether a TLS handler sits below and must finish its handshake first.
-    var waitsForTLS = false
-    /// What the TLS handshake negotiated, once it completed.
-    var tls: TLSHandshakeCompleted?
+    private var isReading = false
+    private var flushScheduled = false
 
-    init(role: Role, configuration: ConnectionConfiguration, closed: EventLoopPromise<Void>) throws {
+    init(role: Role, configuration: ConnectionConfiguration, delegate: (any ConnectionDelegate)?) throws {
         self.role = role
         self.configuration = configuration
         self.logger = configuration.logger
-        self.closed = closed
+        self.delegate = delegate
         var options = configuration.options
         options.noAutoWindowUpdate = true
+        let sessionRole: Session.Role
         switch role {
-        case .client: session = try Session(role: .client, options: options)
-        case .server: session = try Session(role: .server, options: options)
+        case .client: sessionRole = .client
+        case .server: sessionRole = .server
         }
+        session = try Session(role: sessionRole, options: options)
+        machine = ConnectionStateMachine(role: sessionRole, timeouts: configuration.timeouts)
         installCallbacks()
+    }
+
+    /// The event loop's clock (virtual on an embedded loop), as the machine's instants.
+    private var now: ConnectionStateMachine.Instant {
+        .nanoseconds(Int64((context?.eventLoop.now ?? .now()).uptimeNanoseconds))
     }
 
     var isServer: Bool {
         if case .server = role { return true }
         return false
+    }
+
+    /// Whether a new request may be sent now: the connection is not going away and stream IDs are left.
+    var isAcceptingRequests: Bool {
+        machine.acceptsNewStreams && context?.channel.isActive == true && session.isRequestAllowed
     }
 
     /// Socket reads of up to 256 KiB (NIO's default stops at 64 KiB): a bulk transfer takes fewer reads and read
@@ -116,7 +107,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.context = context
         self.executor = EventLoopExecutor(context.eventLoop)
         self.remoteAddress = context.channel.remoteAddress
-        self.reference = ConnectionReference(self, eventLoop: context.eventLoop)
+        let closed = context.eventLoop.makePromise(of: Void.self)
+        self.closed = closed
+        self.reference = ConnectionReference(self, eventLoop: context.eventLoop, closed: closed.futureResult)
         logger[metadataKey: "h2.peer"] = "\(remoteAddress.map { "\($0)" } ?? "?")"
         if context.channel.isActive { start() }
     }
@@ -136,32 +129,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
-    private var started = false
-
-    private func start() {
-        guard !started else { return }
-        started = true
-        do {
-            try session.submitSettings(configuration.settings)
-            if configuration.connectionWindowSize > HTTP2Constants.initialWindowSize {
-                try session.setLocalWindowSize(configuration.connectionWindowSize)
-            }
-        } catch {
-            logger.error("cannot start the HTTP/2 session: \(error)")
-            context?.close(promise: nil)
-            return
-        }
-        if case .server(_, let pool) = role, let reference { pool.add(reference) }
-        logger.debug("HTTP/2 connection started")
-        if !waitsForTLS { ready?.succeed() }
-        flush()
-    }
-
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let handshake = event as? TLSHandshakeCompleted {
-            tls = handshake
             logger.debug("TLS \(handshake.tlsVersion), ALPN \(handshake.negotiatedProtocol ?? "none"), \(handshake.cipher ?? "")")
-            ready?.succeed()
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -184,6 +154,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         isReading = false
         flush()
+        armTimer()
         context.fireChannelReadComplete()
     }
 
@@ -199,9 +170,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("connection error: \(error)")
-        if endedBecause == nil { endedBecause = error }
-        isClosing = true
-        ready?.fail(error)
+        machine.channelFailed(error)
         failAllStreams(error)
         context.close(promise: nil)
     }
@@ -259,28 +228,32 @@ final class ConnectionHandler: ChannelInboundHandler {
                 context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             }
         }
-        if !session.wantsRead && !session.wantsWrite && !isClosing {
-            isClosing = true
+        if !session.wantsRead && !session.wantsWrite && machine.sessionFinished(now: now) {
             logger.debug("HTTP/2 session finished; closing")
-            // Close after everything written so far has reached the socket.
+            // Close after everything written so far has reached the socket (or the linger deadline passed).
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(channel.allocator.buffer(capacity: 0))).whenComplete { _ in
                 channel.close(promise: nil)
             }
+            armTimer()
         }
     }
 
+    /// Sends the GOAWAY queued last and closes the channel at once (a peer that does not read must not keep it).
+    private func flushAndClose() {
+        flush()
+        context?.close(promise: nil)
+    }
+
+    // MARK: Ending
+
     /// A fatal protocol error: GOAWAY with the matching code, flush, close; every stream fails.
     func connectionError(_ error: NGHTTP2Error) {
-        guard !hasFailed else {
-            // The session cannot even send its GOAWAY: close the socket.
-            if !isClosing, let context {
-                isClosing = true
-                context.close(promise: nil)
-            }
+        guard machine.connectionFailed(HTTP2Error.protocolViolation(error)) else {
+            // Closing already (the session may not even be able to send its GOAWAY): make sure the socket goes.
+            context?.close(promise: nil)
             return
         }
-        hasFailed = true
         logger.debug("HTTP/2 connection error: \(error)")
         let code: ErrorCode =
             switch error {
@@ -293,32 +266,33 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         failAllStreams(HTTP2Error.protocolViolation(error))
         try? session.terminate(errorCode: code)
-        flush()
-        if !isClosing, let context {
-            isClosing = true
-            context.close(promise: nil)
-        }
+        flushAndClose()
     }
 
     private func connectionEnded() {
-        guard !hasEnded else { return }
-        hasEnded = true
-        let error = HTTP2Error.connectionClosed(errorCode: goawayReceived?.errorCode)
-        isClosing = true
-        if endedBecause == nil { endedBecause = error }
-        failAllStreams(error)
-        for (_, ping) in pings { ping.continuation.resume(throwing: error) }
-        pings.removeAll()
-        if case .server(_, let pool) = role, let reference { pool.remove(reference) }
+        let error = HTTP2Error.connectionClosed(errorCode: machine.goAwayReceived?.errorCode)
+        guard machine.channelClosed(because: error) else { return }
+        timer?.task.cancel()
+        timer = nil
+        failAllStreams(machine.endedBecause ?? error)
+        for data in machine.takeUnansweredPings() { pingWaiters.removeValue(forKey: data)?.resume(throwing: error) }
         logger.debug("HTTP/2 connection closed")
-        ready?.fail(error)
-        closed.succeed()
+        if let reference { delegate?.connection(reference, emitted: .closed(machine.endedBecause)) }
+        closed?.succeed()
     }
 
+    /// Fails every open stream. On a client, requests libnghttp2 never sent fail as not processed (safe to retry).
     func failAllStreams(_ error: any Error) {
         let open = streams
         streams.removeAll()
-        for (_, stream) in open { fail(stream, error) }
+        for (id, stream) in open {
+            machine.streamClosed(now: now)
+            if !isServer, !session.streamExists(id) {
+                fail(stream, HTTP2Error.notProcessed(streamID: id))
+            } else {
+                fail(stream, error)
+            }
+        }
     }
 
     /// Fails everything waiting on a stream that is gone.
@@ -335,6 +309,28 @@ final class ConnectionHandler: ChannelInboundHandler {
         stream.handlerTask?.cancel()
     }
 
+    // MARK: Streams
+
+    /// Tracks a stream that opened (`byPeer`: a request, on a server).
+    func streamOpened(_ stream: StreamContext, byPeer: Bool) {
+        streams[stream.id] = stream
+        if case .sendGoAway(let lastStreamID) = machine.streamOpened(stream.id, byPeer: byPeer) {
+            logger.debug("stream \(stream.id) reached the connection's request limit; GOAWAY")
+            try? session.submitGoaway(lastStreamID: lastStreamID, errorCode: .noError)
+            scheduleFlush()
+        }
+        if let reference { delegate?.connection(reference, emitted: .streamOpened(openStreams: machine.openStreams)) }
+    }
+
+    /// Stops tracking a stream; returns it if it was tracked.
+    @discardableResult
+    func streamRemoved(_ streamID: Int32) -> StreamContext? {
+        guard let stream = streams.removeValue(forKey: streamID) else { return nil }
+        machine.streamClosed(now: now)
+        if let reference { delegate?.connection(reference, emitted: .streamClosed(openStreams: machine.openStreams)) }
+        return stream
+    }
+
     // MARK: Flow control and stream control (from readers, writers and tasks)
 
     func credit(from storage: StreamReader.Storage) {
@@ -346,7 +342,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// The application let go of a body reader. Its unread bytes go back to the windows. A client cancels the
     /// stream; a server that has answered lets the response finish, and then asks the client to stop sending
-    /// (RST_STREAM NO_ERROR, see ``endStreamSent(_:)``).
+    /// (RST_STREAM NO_ERROR, see `endStreamSent`).
     func readerDropped(streamID: Int32, unread: Int, cancel: Bool) {
         if unread > 0 { try? session.consume(streamID: streamID, count: unread) }
         if cancel, let stream = streams[streamID], !(isServer && stream.responseSubmitted) {
@@ -368,9 +364,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func resetStream(_ streamID: Int32, errorCode: ErrorCode, failing error: any Error) {
-        guard let stream = streams[streamID] else { return }
+        guard let stream = streamRemoved(streamID) else { return }
         try? session.submitRSTStream(streamID: streamID, errorCode: errorCode)
-        streams[streamID] = nil
         fail(stream, error)
         scheduleFlush()
     }
@@ -387,9 +382,182 @@ final class ConnectionHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    /// Makes a DATA provider reading from `body` (the body itself is the source: no closure to allocate).
-    func dataProvider(for body: OutboundBody) -> DataProvider {
-        DataProvider(source: body)
+    // MARK: Lifecycle (start, frames, PINGs, shutdown, deadlines)
+
+    /// A frame arrived (a libnghttp2 callback): the preface is complete and the peer alive; SETTINGS and GOAWAY
+    /// change what the connection may do.
+    func peerFrameReceived(_ frame: Frame) {
+        machine.frameReceived()
+        switch frame.payload {
+        case .settings where !frame.flags.contains(.ack):
+            let event: ConnectionEvent? =
+                switch machine.settingsReceived(maxConcurrentStreams: session.remoteSetting(.maxConcurrentStreams)) {
+                case .ready(let limit): .ready(maxConcurrentStreams: limit)
+                case .maxConcurrentStreamsChanged(let limit): .maxConcurrentStreamsChanged(limit)
+                case .none: nil
+                }
+            if let event, let reference { delegate?.connection(reference, emitted: event) }
+        case .goaway(let lastStreamID, let errorCode, let debugData):
+            machine.goAwayReceived(lastStreamID: lastStreamID, errorCode: errorCode)
+            logger.debug(
+                "GOAWAY received: last stream \(lastStreamID), \(errorCode)\(debugData.isEmpty ? "" : ", \(String(decoding: debugData, as: UTF8.self))")"
+            )
+            if let reference { delegate?.connection(reference, emitted: .goAwayReceived(lastStreamID: lastStreamID, errorCode: errorCode)) }
+        case .ping(let opaqueData) where frame.flags.contains(.ack):
+            pingAcknowledged(opaqueData)
+        default:
+            break
+        }
+    }
+
+    /// A header block began (a libnghttp2 callback): it must end within the header timeout.
+    func headerBlockStarted(streamID: Int32) {
+        machine.headerBlockStarted(streamID: streamID, now: now)
+    }
+
+    /// The stream was reset or its frame rejected: a header block in progress on it will not end.
+    func headerBlockAbandoned(streamID: Int32) {
+        machine.headerBlockAbandoned(streamID: streamID)
+    }
+
+    private func start() {
+        guard machine.start(now: now), let reference else { return }
+        if let delegate, !delegate.connectionStarted(reference) {
+            logger.debug("connection refused: the server is at its connection limit or shutting down")
+            try? session.submitSettings(configuration.settings)
+            try? session.terminate(errorCode: .noError, lastStreamID: 0)
+            _ = machine.connectionFailed(HTTP2Error.notProcessed(streamID: 0))
+            return flushAndClose()
+        }
+        do {
+            try session.submitSettings(configuration.settings)
+            if configuration.connectionWindowSize > HTTP2Constants.initialWindowSize {
+                try session.setLocalWindowSize(configuration.connectionWindowSize)
+            }
+        } catch {
+            logger.error("cannot start the HTTP/2 session: \(error)")
+            context?.close(promise: nil)
+            return
+        }
+        logger.debug("HTTP/2 connection started")
+        flush()
+        armTimer()
+    }
+
+    /// Sends a PING; `continuation` gets the round-trip time when the ACK arrives.
+    func ping(_ continuation: CheckedContinuation<Duration, any Error>) {
+        guard let data = machine.userPingSent(now: now) else {
+            return continuation.resume(throwing: machine.endedBecause ?? HTTP2Error.sessionClosed)
+        }
+        do {
+            try session.submitPing(opaqueData: data)
+        } catch {
+            return continuation.resume(throwing: error)
+        }
+        pingWaiters[data] = continuation
+        scheduleFlush()
+    }
+
+    /// A PING ACK arrived (inside a libnghttp2 callback: the write is scheduled, never done here).
+    private func pingAcknowledged(_ data: UInt64) {
+        switch machine.pingAcknowledged(data, now: now) {
+        case .none: break
+        case .userPing(let rtt): pingWaiters.removeValue(forKey: data)?.resume(returning: rtt)
+        case .sendFinalGoAway: sendFinalGoAway()
+        }
+    }
+
+    /// Starts a graceful shutdown: on a server a GOAWAY notice now and the final GOAWAY (with the last stream
+    /// processed) one round trip later, so requests already on the wire are still served; on a client the final
+    /// GOAWAY at once. The connection closes when the last stream is done, or when `gracePeriod` runs out.
+    func beginGracefulShutdown(gracePeriod: Duration? = nil) {
+        switch machine.beginGracefulShutdown(now: now, gracePeriod: gracePeriod) {
+        case .none:
+            break
+        case .sendNoticeAndPing(let data):
+            sendShutdownNotice(pingData: data)
+        case .sendFinalGoAway:
+            sendFinalGoAway()
+        }
+        flush()
+        armTimer()
+    }
+
+    /// Ends the connection now with GOAWAY(`errorCode`); open streams fail.
+    func terminate(_ errorCode: ErrorCode) {
+        let error = HTTP2Error.connectionClosed(errorCode: errorCode)
+        guard machine.terminate(because: error) else { return }
+        failAllStreams(error)
+        try? session.terminate(errorCode: errorCode)
+        flush()
+    }
+
+    private func sendShutdownNotice(pingData: UInt64) {
+        do {
+            try session.submitShutdownNotice()
+            try session.submitPing(opaqueData: pingData)
+        } catch {
+            sendFinalGoAway()
+        }
+    }
+
+    /// Sends the final GOAWAY, naming the last stream processed. Scheduled, never written here (a callback may call it).
+    private func sendFinalGoAway() {
+        try? session.submitGoaway(errorCode: .noError)
+        scheduleFlush()
+    }
+
+    /// Keeps one timer at the machine's next deadline. A deadline that moved later leaves the timer as it is: it
+    /// fires early, finds nothing due, and is set again.
+    func armTimer() {
+        guard let next = machine.nextDeadline, let context else { return }
+        if let timer, timer.deadline <= next { return }
+        timer?.task.cancel()
+        let delay = next - now
+        let task = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(max(delay, .zero))) { [self] in
+            timer = nil
+            deadlinesPassed()
+        }
+        timer = (task, next)
+    }
+
+    private func deadlinesPassed() {
+        let now = self.now
+        while true {
+            switch machine.deadlineReached(now: now) {
+            case .none:
+                return armTimer()
+            case .sendPing(let data):
+                try? session.submitPing(opaqueData: data)
+                flush()
+            case .sendNoticeAndPing(let data):
+                logger.debug("the connection reached its maximum age; shutting down gracefully")
+                sendShutdownNotice(pingData: data)
+                flush()
+            case .sendFinalGoAway:
+                sendFinalGoAway()
+            case .close(let expiry, let errorCode, let lastStreamID):
+                let error = expiry.error(timeouts: configuration.timeouts)
+                logger.debug("closing the connection: \(error)")
+                machine.ended(because: error)
+                failAllStreams(error)
+                try? session.terminate(errorCode: errorCode, lastStreamID: lastStreamID)
+                return flushAndClose()
+            }
+        }
+    }
+}
+
+extension ConnectionStateMachine.Expiry {
+    /// What the streams still open fail with.
+    func error(timeouts: ConnectionStateMachine.Timeouts) -> HTTP2Error {
+        switch self {
+        case .preface: .connectionClosed(errorCode: nil)
+        case .headerBlock: .connectionClosed(errorCode: nil)
+        case .idle: .connectionClosed(errorCode: nil)
+        case .keepAlive: .connectionClosed(errorCode: nil)
+        case .gracePeriod: .connectionClosed(errorCode: .noError)
+        }
     }
 }
 

@@ -14,9 +14,12 @@ final class ConnectionReference: Sendable {
     let pendingCredits: LoopInbox<StreamReader.Storage>
     /// Requests waiting to be submitted (the connection's one queue).
     let pendingRequests: LoopInbox<PendingRequest>
+    /// Succeeds once the connection is closed.
+    let closed: EventLoopFuture<Void>
 
-    init(_ handler: ConnectionHandler, eventLoop: any EventLoop) {
+    init(_ handler: ConnectionHandler, eventLoop: any EventLoop, closed: EventLoopFuture<Void>) {
         self.eventLoop = eventLoop
+        self.closed = closed
         self.handler = NIOLoopBound(handler, eventLoop: eventLoop)
         self.id = ObjectIdentifier(handler)
         self.pendingCredits = handler.pendingCredits

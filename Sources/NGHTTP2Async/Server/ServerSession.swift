@@ -22,7 +22,7 @@ public final class ServerSession: Sendable {
     public typealias Handler = @Sendable (Request) async throws -> ServerResponse
 
     let channel: any Channel
-    let pool: ConnectionPool
+    let connections: ServerConnections
     let configuration: Configuration
 
     /// The port the server listens on (useful after binding port 0).
@@ -30,11 +30,11 @@ public final class ServerSession: Sendable {
     /// The address the server listens on.
     public var localAddress: SocketAddress? { channel.localAddress }
     /// How many connections are open.
-    public var connectionCount: Int { pool.count }
+    public var connectionCount: Int { connections.count }
 
-    init(channel: any Channel, pool: ConnectionPool, configuration: Configuration) {
+    init(channel: any Channel, connections: ServerConnections, configuration: Configuration) {
         self.channel = channel
-        self.pool = pool
+        self.connections = connections
         self.configuration = configuration
     }
 
@@ -46,10 +46,18 @@ public final class ServerSession: Sendable {
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         handler: @escaping Handler
     ) async throws -> ServerSession {
-        let pool = ConnectionPool()
+        let connections = ServerConnections(limit: configuration.maxConnections)
         let connectionConfiguration = configuration.connectionConfiguration
-        let tlsContext = try configuration.tls.map { try TLSContext(configuration: $0) }
-        let handshakeTimeout = configuration.handshakeTimeout
+        let logger = configuration.logger
+        let setup = ChannelSetup(
+            tls: try configuration.tls.map { try TLSContext(configuration: $0) },
+            role: .server,
+            serverHostname: nil,
+            handshakeTimeout: configuration.handshakeTimeout,
+            makeHTTP2Handler: {
+                try ConnectionHandler(role: .server(handler: handler), configuration: connectionConfiguration, delegate: connections)
+            }
+        )
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -58,46 +66,40 @@ public final class ServerSession: Sendable {
             .childChannelOption(.recvAllocator, value: ConnectionHandler.receiveAllocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if let tlsContext {
-                        let tls = try TLSHandler(context: tlsContext, role: .server, handshakeTimeout: handshakeTimeout)
-                        try channel.pipeline.syncOperations.addHandler(tls)
+                    try setup.configure(channel).whenFailure { error in
+                        logger.debug("connection from \(channel.remoteAddress.map { "\($0)" } ?? "?") not set up: \(error)")
                     }
-                    let closed = channel.eventLoop.makePromise(of: Void.self)
-                    let connection = try ConnectionHandler(
-                        role: .server(handler: handler, pool: pool),
-                        configuration: connectionConfiguration,
-                        closed: closed
-                    )
-                    try channel.pipeline.syncOperations.addHandler(connection)
                 }
             }
             .bind(host: host, port: port)
             .get()
         configuration.logger.debug("listening on \(channel.localAddress.map { "\($0)" } ?? "?")")
-        return ServerSession(channel: channel, pool: pool, configuration: configuration)
+        return ServerSession(channel: channel, connections: connections, configuration: configuration)
     }
 
-    /// Waits until the server is closed. Cancelling the waiting task closes the server gracefully.
+    /// Waits until the server is closed and its last connection is gone. Cancelling the waiting task closes the
+    /// server gracefully (see ``close(gracePeriod:)``); this then returns once that is done.
     public func run() async throws {
-        try await withTaskCancellationHandler {
-            try await channel.closeFuture.get()
-            while pool.count > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        await withTaskCancellationHandler {
+            try? await channel.closeFuture.get()
+            await connections.waitUntilAllClosed()
         } onCancel: {
-            Task { await self.close() }
+            beginClosing(gracePeriod: configuration.gracePeriod)
         }
     }
 
     /// Closes gracefully: stops accepting, tells every connection to finish (GOAWAY notice, then the final GOAWAY
-    /// one round trip later), waits for their streams up to `gracePeriod`, then closes what is left.
+    /// one round trip later), lets their streams run for up to `gracePeriod` (default ``Configuration/gracePeriod``),
+    /// then closes what is left; returns when every connection is closed.
     public func close(gracePeriod: Duration? = nil) async {
-        try? await channel.close()
-        for connection in pool.all { connection.execute { $0.beginShutdown() } }
-        let deadline = ContinuousClock.now + (gracePeriod ?? configuration.gracePeriod)
-        while pool.count > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        for connection in pool.all { connection.execute { $0.terminate(.noError) } }
-        while pool.count > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+        beginClosing(gracePeriod: gracePeriod ?? configuration.gracePeriod)
+        try? await channel.closeFuture.get()
+        await connections.waitUntilAllClosed()
+    }
+
+    private func beginClosing(gracePeriod: Duration) {
+        channel.close(promise: nil)
+        connections.shutDown(gracePeriod: gracePeriod)
     }
 }
 
@@ -125,6 +127,27 @@ extension ServerSession {
         public var handshakeTimeout: Duration = .seconds(10)
         /// How long a graceful close waits for streams in flight. Default 10 seconds.
         public var gracePeriod: Duration = .seconds(10)
+        /// How long a client may take to send its connection preface (RFC 9113 §3.4) once the connection is up (after
+        /// the TLS handshake, with TLS). Then it gets GOAWAY NO_ERROR and is closed. Default 10 seconds.
+        public var prefaceTimeout: Duration? = .seconds(10)
+        /// How long a header block (a request head or trailers: HEADERS and its CONTINUATIONs) may stay incomplete.
+        /// Then the connection gets GOAWAY NO_ERROR naming the last complete request (the stalled one was not processed
+        /// and may be retried) and is closed: a half-decoded header block cannot be skipped, so resetting only its
+        /// stream is not possible (RFC 9113 §4.3). Default 20 seconds.
+        public var headerTimeout: Duration? = .seconds(20)
+        /// How long a connection may stay without an open stream. Then it gets GOAWAY NO_ERROR and is closed. Default
+        /// 60 seconds.
+        public var idleTimeout: Duration? = .seconds(60)
+        /// The age at which a connection is shut down gracefully (GOAWAY notice, then the final GOAWAY; streams in
+        /// flight finish, within ``gracePeriod``). Default `nil` (no limit).
+        public var maxConnectionAge: Duration?
+        /// The number of requests after which a connection is sent a GOAWAY naming the last one: those finish, the
+        /// client opens a new connection for the next. Default `nil` (no limit).
+        public var maxRequestsPerConnection: Int?
+        /// The most connections open at once. One more is refused cleanly (its SETTINGS, then GOAWAY with last stream 0
+        /// and NO_ERROR: its requests were not processed and may be retried) while the others keep working. Connections
+        /// still in their TLS handshake are not counted (``handshakeTimeout`` bounds them). Default `nil` (no limit).
+        public var maxConnections: Int?
         /// A streaming response body's writer waits while more than this many bytes are queued.
         public var bodyHighWatermark = 256 << 10
         /// Where connection events (debug) and frames (trace) are logged.
@@ -146,6 +169,13 @@ extension ServerSession {
                 options: options,
                 connectionWindowSize: connectionWindowSize,
                 bodyHighWatermark: bodyHighWatermark,
+                timeouts: ConnectionStateMachine.Timeouts(
+                    preface: prefaceTimeout,
+                    headerBlock: headerTimeout,
+                    idle: idleTimeout,
+                    maxAge: maxConnectionAge,
+                    maxStreams: maxRequestsPerConnection
+                ),
                 logger: logger,
                 frameObserver: frameObserver
             )

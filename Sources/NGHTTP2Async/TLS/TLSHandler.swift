@@ -1,11 +1,13 @@
 import COpenSSL
 import NIOCore
 
-/// Fired (as a user inbound event) by ``TLSHandler`` once the handshake has completed and the ALPN
-/// requirement is met, before any decrypted byte is passed up the pipeline.
+/// Fired (as a user inbound event) by ``TLSHandler`` once the handshake has completed, before any decrypted byte
+/// is passed up the pipeline. What the connection speaks is decided above it (``ChannelSetup``), from the ALPN result.
 struct TLSHandshakeCompleted: Sendable, Hashable {
     /// The ALPN protocol selected (`"h2"`), or `nil` when none was.
     var negotiatedProtocol: String?
+    /// The ALPN protocols offered: on a client its own list, on a server the client's (empty without ALPN).
+    var offeredProtocols: [String]
     /// OpenSSL's name of the protocol version: `"TLSv1.3"` or `"TLSv1.2"`.
     var tlsVersion: String
     /// OpenSSL's name of the cipher, for example `"TLS_AES_128_GCM_SHA256"` or
@@ -31,8 +33,8 @@ struct TLSHandshakeCompleted: Sendable, Hashable {
 ///   active channel). Writes made before it completes are buffered and sent, in order, after it.
 /// - On success it fires ``TLSHandshakeCompleted`` as a user inbound event, then passes plaintext up.
 /// - On failure it fires `errorCaught` with a ``TLSError`` and closes the channel: a failed handshake
-///   (``TLSError/handshakeFailed(reason:)``, ``TLSError/certificateVerifyFailed(reason:)``), an ALPN
-///   result other than `requiredProtocol` (``TLSError/alpnMismatch(offered:negotiated:)``), no
+///   (``TLSError/handshakeFailed(reason:)``, ``TLSError/certificateVerifyFailed(reason:)``, and the
+///   server's `no_application_protocol` alert as ``TLSError/alpnMismatch(offered:negotiated:)``), no
 ///   handshake within `handshakeTimeout` (``TLSError/handshakeTimeout(_:)``), a bad record or fatal
 ///   alert later on (``TLSError/connectionFailed(reason:)``), and a peer that closes the TCP connection
 ///   mid-handshake or mid-record (``TLSError/unexpectedEOF(duringHandshake:)``, fired before
@@ -72,7 +74,6 @@ final class TLSHandler: ChannelDuplexHandler {
 
     let tlsContext: TLSContext
     let role: Role
-    let requiredProtocol: String?
     let handshakeTimeout: Duration
 
     /// The `SSL *`, freed in deinit (with both BIOs, which it owns).
@@ -107,15 +108,12 @@ final class TLSHandler: ChannelDuplexHandler {
     ///   - role: `.client` or `.server`.
     ///   - serverHostname: Client only: the host connected to, used for SNI and certificate checks
     ///     (``TLSConfiguration/serverName`` overrides it). Required with full verification.
-    ///   - requiredProtocol: The ALPN protocol the connection must negotiate, or `nil` to accept any
-    ///     result (including none). Defaults to `"h2"`.
     ///   - handshakeTimeout: Time allowed for the handshake before the connection is closed.
     /// - Throws: ``TLSError/invalidConfiguration(reason:)`` when the connection cannot be set up.
     init(
         context: TLSContext,
         role: Role,
         serverHostname: String? = nil,
-        requiredProtocol: String? = "h2",
         handshakeTimeout: Duration = .seconds(10)
     ) throws {
         let ssl = try context.makeSSL(role: role, serverHostname: serverHostname)
@@ -133,7 +131,6 @@ final class TLSHandler: ChannelDuplexHandler {
         SSL_set_bio(ssl, input, output)  // ssl owns both from here
         self.tlsContext = context
         self.role = role
-        self.requiredProtocol = requiredProtocol
         self.handshakeTimeout = handshakeTimeout
         self.ssl = ssl
         self.networkInput = input
@@ -247,15 +244,10 @@ final class TLSHandler: ChannelDuplexHandler {
         cancelTimeout()
         // Flushing the last flight can close the channel synchronously (a write error).
         guard state == .handshaking else { return }
-        let negotiated = negotiatedProtocol()
-        if let requiredProtocol, negotiated != requiredProtocol {
-            let offered = role == .client ? tlsContext.applicationProtocols : clientOfferedProtocols
-            fail(context: context, error: .alpnMismatch(offered: offered, negotiated: negotiated), sendCloseNotify: true)
-            return
-        }
         state = .active
         let event = TLSHandshakeCompleted(
-            negotiatedProtocol: negotiated,
+            negotiatedProtocol: negotiatedProtocol(),
+            offeredProtocols: role == .client ? tlsContext.applicationProtocols : clientOfferedProtocols,
             tlsVersion: String(cString: SSL_get_version(ssl)),
             cipher: SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) },
             peerCertificateSubject: peerCertificateSubject())

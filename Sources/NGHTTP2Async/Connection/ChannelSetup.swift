@@ -1,0 +1,128 @@
+import NIOCore
+
+/// A protocol a connection can speak once its channel is set up, by its ALPN name (RFC 7301).
+enum ApplicationProtocol: String, Sendable, Hashable {
+    /// HTTP/2 (RFC 9113): over TLS by ALPN `h2`, or cleartext with prior knowledge.
+    case http2 = "h2"
+}
+
+/// A connection whose protocol is known, with the handle to use it.
+enum NegotiatedConnection: Sendable {
+    case http2(ConnectionReference)
+}
+
+/// How a connection's channel is built, for clients and servers alike:
+///
+/// ```
+/// TCP ─▶ [a proxy tunnel: a later stage] ─▶ [TLS, offering/accepting the configured ALPN list] ─▶ negotiated protocol
+///                                                                                              └─▶ http2: ConnectionHandler
+/// ```
+///
+/// Without TLS the connection is HTTP/2 with prior knowledge (RFC 9113 §3.3). With TLS, ``ProtocolNegotiationHandler``
+/// waits for the handshake and installs the handler of the protocol ALPN chose; a protocol this package cannot
+/// serve (or none) fails the setup with ``TLSError/alpnMismatch(offered:negotiated:)``.
+struct ChannelSetup: Sendable {
+    var tls: TLSContext?
+    var role: TLSHandler.Role
+    /// Client: the host connected to (SNI and certificate verification).
+    var serverHostname: String?
+    var handshakeTimeout: Duration
+    /// Makes the HTTP/2 handler, once the channel is known to speak HTTP/2.
+    var makeHTTP2Handler: @Sendable () throws -> ConnectionHandler
+
+    /// Adds the stages to `channel` (call it on the channel's event loop, e.g. from a channel initializer). The
+    /// future succeeds once the protocol's handler is in place.
+    func configure(_ channel: any Channel) throws -> EventLoopFuture<NegotiatedConnection> {
+        let pipeline = channel.pipeline.syncOperations
+        guard let tls else {
+            return channel.eventLoop.makeSucceededFuture(try install(.http2, in: pipeline, after: nil))
+        }
+        let promise = channel.eventLoop.makePromise(of: NegotiatedConnection.self)
+        try pipeline.addHandler(TLSHandler(context: tls, role: role, serverHostname: serverHostname, handshakeTimeout: handshakeTimeout))
+        try pipeline.addHandler(ProtocolNegotiationHandler(promise: promise) { [self] negotiated, negotiation in
+            try install(negotiated, in: channel.pipeline.syncOperations, after: negotiation)
+        })
+        return promise.futureResult
+    }
+
+    private func install(
+        _ negotiated: ApplicationProtocol,
+        in pipeline: ChannelPipeline.SynchronousOperations,
+        after negotiation: ProtocolNegotiationHandler<NegotiatedConnection>?
+    ) throws -> NegotiatedConnection {
+        switch negotiated {
+        case .http2:
+            let handler = try makeHTTP2Handler()
+            try pipeline.addHandler(handler, position: negotiation.map { .after($0) } ?? .last)
+            guard let reference = handler.reference else { throw HTTP2Error.sessionClosed }
+            return .http2(reference)
+        }
+    }
+}
+
+/// Sits above the TLS handler until the handshake completes, then installs the handler of the protocol ALPN chose
+/// and removes itself (the TLS details go on up, for the new handler's logs). A failure (the handshake's, or ALPN
+/// choosing nothing this package speaks) fails the promise, goes up the pipeline as an error, and closes the channel.
+final class ProtocolNegotiationHandler<Result: Sendable>: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private var promise: EventLoopPromise<Result>?
+    private let install: (ApplicationProtocol, ProtocolNegotiationHandler) throws -> Result
+
+    init(promise: EventLoopPromise<Result>, install: @escaping (ApplicationProtocol, ProtocolNegotiationHandler) throws -> Result) {
+        self.promise = promise
+        self.install = install
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let handshake = event as? TLSHandshakeCompleted, let promise else {
+            return context.fireUserInboundEventTriggered(event)
+        }
+        self.promise = nil
+        guard let negotiated = handshake.negotiatedProtocol.flatMap(ApplicationProtocol.init(rawValue:)) else {
+            return fail(
+                context: context,
+                TLSError.alpnMismatch(offered: handshake.offeredProtocols, negotiated: handshake.negotiatedProtocol),
+                promise
+            )
+        }
+        do {
+            promise.succeed(try install(negotiated, self))
+        } catch {
+            return fail(context: context, error, promise)
+        }
+        context.fireUserInboundEventTriggered(event)
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let promise else { return context.fireErrorCaught(error) }
+        self.promise = nil
+        fail(context: context, error, promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let promise {
+            self.promise = nil
+            promise.fail(HTTP2Error.connectionClosed(errorCode: nil))
+        }
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if let promise {
+            self.promise = nil
+            promise.fail(HTTP2Error.connectionClosed(errorCode: nil))
+        }
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: any Error, _ promise: EventLoopPromise<Result>) {
+        promise.fail(error)
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension ProtocolNegotiationHandler: Sendable {}
