@@ -265,13 +265,11 @@ func printError(_ text: String) {
 /// A message a person can act on, for the errors a request can end with.
 func describe(_ error: any Error, url: String) -> String {
     switch error {
+    case let error as HTTP2Error where error.code == .streamReset:
+        let (id, code) = (error.streamID ?? 0, error.errorCode ?? .noError)
+        return "the stream (\(id)) was reset \(error.byPeer ? "by the server" : "locally") with \(code)"
     case let error as HTTP2Error:
-        switch error {
-        case .streamReset(let id, let code, let byPeer):
-            return "the stream (\(id)) was reset \(byPeer ? "by the server" : "locally") with \(code)"
-        default:
-            return error.description
-        }
+        return error.description
     case let error as TLSError:
         return "TLS: \(error)"
     case let error as NIOConnectionError:

@@ -90,7 +90,7 @@ import NGHTTP2
 
     @Test func trailersBothWaysAndInformationalResponses() async throws {
         let server = try await ServerSession.bind(port: 0) { request in
-            request.sendInformational(HTTPResponse(status: .earlyHints, headerFields: [HTTPField.Name("link")!: "</a.css>; rel=preload"]))
+            try request.sendInformational(HTTPResponse(status: .earlyHints, headerFields: [HTTPField.Name("link")!: "</a.css>; rel=preload"]))
             let body = try await request.bytes()
             let checksum = request.trailers?[HTTPField.Name("x-checksum")!] ?? "none"
             return ServerResponse(

@@ -77,6 +77,30 @@ import NIOCore
         #expect(box.machine.bufferedBytes == 15)
     }
 
+    @Test func aSecondReadWhileOneWaitsIsToldTheReaderIsBusyAndTheWaitingReadStillGetsTheBytes() async throws {
+        let box = Box()
+        let chunk: ByteBuffer? = try await withUnsafeThrowingContinuation { continuation in
+            guard case .wait = box.machine.read(maxBytes: .max) else { return continuation.resume(returning: nil) }
+            box.machine.wait(continuation, maxBytes: .max)
+            guard case .failed(let error) = box.machine.read(maxBytes: .max) else {
+                Issue.record("a second read while one waits was not refused")
+                return continuation.resume(returning: nil)
+            }
+            #expect(error as? HTTP2Error == .readerBusy)
+            #expect(receive(&box.machine, 20) == .wakeReader)
+            guard let (waiter, chunk) = box.machine.wake() else { return continuation.resume(returning: nil) }
+            waiter.resume(returning: chunk)
+        }
+        #expect(chunk?.readableBytes == 20)
+        // With nobody waiting, reading works again.
+        _ = receive(&box.machine, 5)
+        guard case .chunk(let next, _) = box.machine.read(maxBytes: .max) else {
+            Issue.record("no chunk")
+            return
+        }
+        #expect(next.readableBytes == 5)
+    }
+
     @Test func failureDropsQueuedBytesForCreditAndAfterwardsBytesAreDiscarded() {
         var machine = Machine()
         _ = receive(&machine, 500)

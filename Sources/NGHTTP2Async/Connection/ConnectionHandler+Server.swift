@@ -110,7 +110,8 @@ private func handlerFailed(streamID: Int32, connection: ConnectionReference, err
 private func isPeerGone(_ error: any Error) -> Bool {
     switch error {
     case is CancellationError: true
-    case HTTP2Error.streamReset(_, _, byPeer: true), HTTP2Error.connectionClosed, HTTP2Error.notProcessed: true
+    case let error as HTTP2Error where error.code == .streamReset: error.byPeer
+    case HTTP2Error.Code.connectionClosed, HTTP2Error.Code.notProcessed: true
     default: false
     }
 }

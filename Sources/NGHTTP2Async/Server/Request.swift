@@ -30,9 +30,14 @@ public struct Request: Sendable {
     /// The `content-type`, if any.
     public var contentType: String? { headers[.contentType] }
 
-    /// Sends a 1xx informational response (e.g. 103 Early Hints) before the final one.
-    public func sendInformational(_ response: HTTPResponse) {
-        precondition(response.status.kind == .informational, "an informational response has a 1xx status")
+    /// Sends a 1xx informational response (e.g. 103 Early Hints) before the final one
+    /// ([RFC 9113 §8.1](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.1)).
+    ///
+    /// - Throws: ``HTTP2Error/invalidArgument(_:)`` when the status is not 1xx (nothing is sent).
+    public func sendInformational(_ response: HTTPResponse) throws {
+        guard response.status.kind == .informational else {
+            throw HTTP2Error.invalidArgument("an informational response needs a 1xx status, not \(response.status.code)")
+        }
         let streamID = self.streamID
         connection.execute { $0.submitInformational(streamID: streamID, response) }
     }

@@ -109,8 +109,10 @@ extension StreamReader {
             case wait
         }
 
-        /// The application wants up to `maxBytes` bytes.
+        /// The application wants up to `maxBytes` bytes. While another task waits in a read, this one fails with
+        /// ``HTTP2Error/readerBusy`` and the waiting read is left as it was.
         mutating func read(maxBytes: Int) -> ReadAction {
+            guard waiter == nil else { return .failed(HTTP2Error.readerBusy) }
             if let chunk = takeFirst(maxBytes: maxBytes) {
                 return .chunk(chunk, scheduleCredit: addCredit(chunk.readableBytes))
             }
@@ -121,9 +123,10 @@ extension StreamReader {
             }
         }
 
-        /// The reader suspends: the next chunk or the end resumes `continuation`. Only after `read` said `.wait`.
+        /// The reader suspends: the next chunk or the end resumes `continuation`. Only after `read` said `.wait`
+        /// (so there is no other waiter: `read` fails a second reader with ``HTTP2Error/readerBusy``).
         mutating func wait(_ continuation: UnsafeContinuation<ByteBuffer?, any Error>, maxBytes: Int) {
-            precondition(waiter == nil, "a StreamReader is read by one task at a time")
+            assert(waiter == nil, "wait(_:maxBytes:) without read(maxBytes:) saying .wait")
             waiter = continuation
             waiterMaxBytes = maxBytes
         }

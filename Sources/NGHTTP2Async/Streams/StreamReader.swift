@@ -27,8 +27,12 @@ public final class StreamReader: AsyncSequence, Sendable {
 
     /// Reads the next chunk of at most `maxBytes` bytes, waiting for one if none is buffered.
     ///
+    /// A reader has one consumer at a time: a read that starts while another task waits in one fails with
+    /// ``HTTP2Error/readerBusy`` (the waiting read goes on).
+    ///
     /// - Returns: the bytes, or `nil` at the end of the body.
-    /// - Throws: ``HTTP2Error`` if the stream was reset or the connection went away, or `CancellationError`.
+    /// - Throws: ``HTTP2Error`` if the stream was reset or the connection went away, ``HTTP2Error/readerBusy``,
+    ///   ``HTTP2Error/invalidArgument(_:)`` when `maxBytes` is not positive, or `CancellationError`.
     public func read(upTo maxBytes: Int = .max) async throws -> ByteBuffer? {
         try await storage.read(maxBytes: maxBytes)
     }
@@ -129,7 +133,7 @@ extension StreamReader {
         // MARK: Application side
 
         func read(maxBytes: Int) async throws -> ByteBuffer? {
-            precondition(maxBytes > 0, "read(upTo:) needs a positive count")
+            guard maxBytes > 0 else { throw HTTP2Error.invalidArgument("read(upTo: \(maxBytes)) needs a positive count") }
             switch state.withLock({ $0.read(maxBytes: maxBytes) }) {
             case .chunk(let chunk, let scheduleCredit):
                 if scheduleCredit { connection.credit(self) }

@@ -1,51 +1,236 @@
 public import NGHTTP2
 
 /// Why an HTTP/2 request, response or connection failed.
-public enum HTTP2Error: Error, Hashable, Sendable {
-    /// The peer never processed this stream: it was above the last stream ID of the peer's GOAWAY, or refused
-    /// with REFUSED_STREAM, or never sent because the connection was going away. Safe to retry on a new
-    /// connection, whatever the method ([RFC 9113 §8.7](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.7)).
-    case notProcessed(streamID: Int32)
-    /// The stream was reset with `errorCode`, by the peer (`byPeer`) or by this side.
-    case streamReset(streamID: Int32, errorCode: ErrorCode, byPeer: Bool)
-    /// The connection ended while the stream was open: `errorCode` is the GOAWAY code if one was received.
-    case connectionClosed(errorCode: ErrorCode?)
-    /// libnghttp2 rejected the connection's input or state (fatal): the connection was closed with GOAWAY.
-    case protocolViolation(NGHTTP2Error)
-    /// A body was larger than the limit given to ``StreamReader/collect(upTo:)``.
-    case bodyTooLarge(limit: Int)
-    /// The URL could not be used: not `http://host[:port]/path` (or `https://` where TLS is available).
-    case invalidURL(String)
-    /// A received message was not valid HTTP (e.g. no `:status`).
-    case malformedMessage(String)
-    /// The connection could not be established in time.
-    case connectTimeout
-    /// The session was closed by the application; no new requests are accepted.
-    case sessionClosed
+///
+/// An extensible error: new codes can be added without breaking code that matches on it. Match on
+/// ``code``, and read the context properties that the code documents:
+///
+/// ```swift
+/// do {
+///     let response = try await client.get("/a")
+/// } catch let error as HTTP2Error where error.code == .notProcessed {
+///     // safe to send again on a new connection (error.streamID says which stream it was)
+/// } catch let error as HTTP2Error where error.code == .streamReset && error.byPeer {
+///     print("the server reset stream \(error.streamID!) with \(error.errorCode!)")
+/// }
+/// ```
+///
+/// Two errors are equal when their code and every context property are equal.
+public struct HTTP2Error: Error, Hashable, Sendable, CustomStringConvertible {
+    /// What went wrong. The context properties that apply are listed on each code.
+    public let code: Code
 
-    /// Whether the request can be sent again on a new connection without risk of it being processed twice.
-    public var isRetrySafe: Bool {
-        switch self {
-        case .notProcessed: true
-        case .streamReset(_, let code, _): code == .refusedStream
-        default: false
+    /// The stream the error is about: set for ``Code/notProcessed`` and ``Code/streamReset``, `nil` otherwise.
+    public let streamID: Int32?
+
+    /// The HTTP/2 error code the stream or connection ended with: the RST_STREAM code for ``Code/streamReset``
+    /// ([RFC 9113 §6.4](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.4)), the GOAWAY code for
+    /// ``Code/connectionClosed`` when a GOAWAY was received
+    /// ([RFC 9113 §6.8](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.8)); `nil` otherwise.
+    public let errorCode: ErrorCode?
+
+    /// For ``Code/streamReset``: whether the peer sent the RST_STREAM (`true`) or this side did (`false`).
+    /// `false` for every other code.
+    public let byPeer: Bool
+
+    /// For ``Code/protocolViolation``: the libnghttp2 error that made the connection fatal; `nil` otherwise.
+    public let underlying: NGHTTP2Error?
+
+    /// For ``Code/bodyTooLarge``: the limit in bytes that the body went over; `nil` otherwise.
+    public let limit: Int?
+
+    /// For ``Code/keepAliveTimeout`` and ``Code/idleTimeout``: the time that ran out; `nil` otherwise.
+    public let timeout: Duration?
+
+    /// A text that says more: the URL for ``Code/invalidURL``, what was wrong for ``Code/malformedMessage`` and
+    /// ``Code/invalidArgument``, an optional explanation for ``Code/connectionClosed``; `nil` otherwise.
+    public let detail: String?
+
+    private init(
+        _ code: Code,
+        streamID: Int32? = nil,
+        errorCode: ErrorCode? = nil,
+        byPeer: Bool = false,
+        underlying: NGHTTP2Error? = nil,
+        limit: Int? = nil,
+        timeout: Duration? = nil,
+        detail: String? = nil
+    ) {
+        self.code = code
+        self.streamID = streamID
+        self.errorCode = errorCode
+        self.byPeer = byPeer
+        self.underlying = underlying
+        self.limit = limit
+        self.timeout = timeout
+        self.detail = detail
+    }
+}
+
+// MARK: - Codes
+
+extension HTTP2Error {
+    /// The kind of an ``HTTP2Error``. More codes may be added in later versions: a `switch` over codes is not
+    /// possible, compare with `==` instead.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Backing: String, Hashable, Sendable {
+            case notProcessed, streamReset, connectionClosed, protocolViolation, bodyTooLarge, invalidURL
+            case malformedMessage, connectTimeout, sessionClosed, keepAliveTimeout, idleTimeout, readerBusy
+            case invalidArgument
+        }
+
+        private let backing: Backing
+
+        private init(_ backing: Backing) { self.backing = backing }
+
+        /// The peer never processed the stream; safe to retry. See ``HTTP2Error/notProcessed(streamID:)``.
+        public static let notProcessed = Code(.notProcessed)
+        /// The stream was reset (RST_STREAM). See ``HTTP2Error/streamReset(streamID:errorCode:byPeer:)``.
+        public static let streamReset = Code(.streamReset)
+        /// The connection ended while the stream was open. See ``HTTP2Error/connectionClosed(errorCode:)``.
+        public static let connectionClosed = Code(.connectionClosed)
+        /// libnghttp2 rejected the connection's input or state. See ``HTTP2Error/protocolViolation(_:)``.
+        public static let protocolViolation = Code(.protocolViolation)
+        /// A body was larger than the given limit. See ``HTTP2Error/bodyTooLarge(limit:)``.
+        public static let bodyTooLarge = Code(.bodyTooLarge)
+        /// The URL could not be used. See ``HTTP2Error/invalidURL(_:)``.
+        public static let invalidURL = Code(.invalidURL)
+        /// A received message was not valid HTTP. See ``HTTP2Error/malformedMessage(_:)``.
+        public static let malformedMessage = Code(.malformedMessage)
+        /// The connection could not be established in time. See ``HTTP2Error/connectTimeout``.
+        public static let connectTimeout = Code(.connectTimeout)
+        /// The session was closed by the application. See ``HTTP2Error/sessionClosed``.
+        public static let sessionClosed = Code(.sessionClosed)
+        /// The peer stopped answering PINGs. See ``HTTP2Error/keepAliveTimeout(_:)``.
+        public static let keepAliveTimeout = Code(.keepAliveTimeout)
+        /// The connection was closed because it was idle. See ``HTTP2Error/idleTimeout(_:)``.
+        public static let idleTimeout = Code(.idleTimeout)
+        /// Two tasks read one ``StreamReader`` at once. See ``HTTP2Error/readerBusy``.
+        public static let readerBusy = Code(.readerBusy)
+        /// The API was called with an argument it cannot accept. See ``HTTP2Error/invalidArgument(_:)``.
+        public static let invalidArgument = Code(.invalidArgument)
+
+        /// The code's name, for example `"notProcessed"`.
+        public var description: String { backing.rawValue }
+
+        /// Whether `error` is an ``HTTP2Error`` with this code, so that a code can be a `catch` or `case`
+        /// pattern: `catch HTTP2Error.Code.notProcessed { … }`.
+        public static func ~= (pattern: Code, error: any Error) -> Bool {
+            (error as? HTTP2Error)?.code == pattern
         }
     }
 }
 
-extension HTTP2Error: CustomStringConvertible {
+// MARK: - Errors
+
+extension HTTP2Error {
+    /// The peer never processed this stream: it was above the last stream ID of the peer's GOAWAY, or refused
+    /// with REFUSED_STREAM, or never sent because the connection was going away. Safe to retry on a new
+    /// connection, whatever the method ([RFC 9113 §8.7](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.7)).
+    public static func notProcessed(streamID: Int32) -> HTTP2Error {
+        HTTP2Error(.notProcessed, streamID: streamID)
+    }
+
+    /// The stream was reset with `errorCode`, by the peer (`byPeer`) or by this side
+    /// ([RFC 9113 §6.4](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.4)).
+    public static func streamReset(streamID: Int32, errorCode: ErrorCode, byPeer: Bool) -> HTTP2Error {
+        HTTP2Error(.streamReset, streamID: streamID, errorCode: errorCode, byPeer: byPeer)
+    }
+
+    /// The connection ended while the stream was open: `errorCode` is the GOAWAY code if one was received
+    /// ([RFC 9113 §6.8](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.8)).
+    public static func connectionClosed(errorCode: ErrorCode?) -> HTTP2Error {
+        HTTP2Error(.connectionClosed, errorCode: errorCode)
+    }
+
+    /// The connection ended while the stream was open, for the reason in `detail` (for example the GOAWAY's
+    /// debug data); `errorCode` is the GOAWAY code if one was received
+    /// ([RFC 9113 §6.8](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.8)).
+    public static func connectionClosed(errorCode: ErrorCode?, detail: String?) -> HTTP2Error {
+        HTTP2Error(.connectionClosed, errorCode: errorCode, detail: detail)
+    }
+
+    /// libnghttp2 rejected the connection's input or state (fatal): the connection was closed with GOAWAY
+    /// ([RFC 9113 §5.4.1](https://www.rfc-editor.org/rfc/rfc9113.html#section-5.4.1)).
+    public static func protocolViolation(_ error: NGHTTP2Error) -> HTTP2Error {
+        HTTP2Error(.protocolViolation, underlying: error)
+    }
+
+    /// A body was larger than the limit given to ``StreamReader/collect(upTo:)``.
+    public static func bodyTooLarge(limit: Int) -> HTTP2Error {
+        HTTP2Error(.bodyTooLarge, limit: limit)
+    }
+
+    /// The URL could not be used: not `http://host[:port]/path` (or `https://` where TLS is available).
+    public static func invalidURL(_ url: String) -> HTTP2Error {
+        HTTP2Error(.invalidURL, detail: url)
+    }
+
+    /// A received message was not valid HTTP (e.g. no `:status`,
+    /// [RFC 9113 §8.1.1](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.1.1)).
+    public static func malformedMessage(_ what: String) -> HTTP2Error {
+        HTTP2Error(.malformedMessage, detail: what)
+    }
+
+    /// The connection could not be established in time.
+    public static let connectTimeout = HTTP2Error(.connectTimeout)
+
+    /// The session was closed by the application; no new requests are accepted.
+    public static let sessionClosed = HTTP2Error(.sessionClosed)
+
+    /// The peer did not acknowledge a PING within `timeout`, so the connection was taken as dead and closed
+    /// ([RFC 9113 §6.7](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.7)).
+    public static func keepAliveTimeout(_ timeout: Duration) -> HTTP2Error {
+        HTTP2Error(.keepAliveTimeout, timeout: timeout)
+    }
+
+    /// The connection had no open stream for `timeout` and was closed (with GOAWAY,
+    /// [RFC 9113 §9.1](https://www.rfc-editor.org/rfc/rfc9113.html#section-9.1)).
+    public static func idleTimeout(_ timeout: Duration) -> HTTP2Error {
+        HTTP2Error(.idleTimeout, timeout: timeout)
+    }
+
+    /// Another task is already reading this ``StreamReader``: a reader has one consumer at a time. The read that
+    /// was first keeps working.
+    public static let readerBusy = HTTP2Error(.readerBusy)
+
+    /// The API was called with an argument it cannot accept (for example `read(upTo: 0)`, or an informational
+    /// response whose status is not 1xx); `what` says which.
+    public static func invalidArgument(_ what: String) -> HTTP2Error {
+        HTTP2Error(.invalidArgument, detail: what)
+    }
+}
+
+// MARK: - Properties
+
+extension HTTP2Error {
+    /// Whether the request can be sent again on a new connection without risk of it being processed twice:
+    /// ``Code/notProcessed`` always, ``Code/streamReset`` only with REFUSED_STREAM
+    /// ([RFC 9113 §8.7](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.7)).
+    public var isRetrySafe: Bool {
+        code == .notProcessed || (code == .streamReset && errorCode == .refusedStream)
+    }
+
     /// A readable form, for logs and error messages.
     public var description: String {
-        switch self {
-        case .notProcessed(let id): "stream \(id) was not processed by the peer (safe to retry)"
-        case .streamReset(let id, let code, let byPeer): "stream \(id) was reset \(byPeer ? "by the peer" : "locally") with \(code)"
-        case .connectionClosed(let code): "the connection closed" + (code.map { " (GOAWAY \($0))" } ?? "")
-        case .protocolViolation(let error): "HTTP/2 protocol violation: \(error)"
-        case .bodyTooLarge(let limit): "the body is larger than \(limit) bytes"
-        case .invalidURL(let url): "invalid URL: \(url)"
-        case .malformedMessage(let what): "malformed HTTP message: \(what)"
+        let what = detail ?? ""
+        return switch code {
+        case .notProcessed: "stream \(streamID ?? 0) was not processed by the peer (safe to retry)"
+        case .streamReset:
+            "stream \(streamID ?? 0) was reset \(byPeer ? "by the peer" : "locally") with \(errorCode ?? .noError)"
+        case .connectionClosed:
+            "the connection closed" + (errorCode.map { " (GOAWAY \($0))" } ?? "") + (detail.map { ": \($0)" } ?? "")
+        case .protocolViolation: "HTTP/2 protocol violation: " + (underlying.map { "\($0)" } ?? "")
+        case .bodyTooLarge: "the body is larger than \(limit ?? 0) bytes"
+        case .invalidURL: "invalid URL: \(what)"
+        case .malformedMessage: "malformed HTTP message: \(what)"
         case .connectTimeout: "connect timed out"
         case .sessionClosed: "the session is closed"
+        case .keepAliveTimeout: "the peer did not acknowledge a PING within \(timeout ?? .zero)"
+        case .idleTimeout: "the connection was closed after being idle for \(timeout ?? .zero)"
+        case .readerBusy: "another task is already reading this stream"
+        case .invalidArgument: "invalid argument: \(what)"
+        default: code.description
         }
     }
 }
