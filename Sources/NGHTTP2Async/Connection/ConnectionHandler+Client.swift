@@ -30,7 +30,9 @@ extension ConnectionHandler {
     /// Submits a request; returns the writer of a streaming body.
     private func submitRequest(_ request: PendingRequest) throws -> OutboundBody.Reference? {
         guard let reference, context?.channel.isActive == true, !machine.isClosingOrClosed else {
-            throw machine.endedBecause ?? HTTP2Error.sessionClosed
+            // Never sent, so safe to retry elsewhere; the detail says why this connection could not take it.
+            let reason = machine.endedBecause.map { "\($0)" } ?? "the session is closed"
+            throw HTTP2Error.notProcessed(streamID: Int32(bitPattern: session.nextStreamID), detail: reason)
         }
         guard !request.cancellation.isCancelled else { throw CancellationError() }
         guard isAcceptingRequests else { throw HTTP2Error.notProcessed(streamID: Int32(bitPattern: session.nextStreamID)) }

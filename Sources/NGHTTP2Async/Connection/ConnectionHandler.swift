@@ -552,11 +552,11 @@ extension ConnectionStateMachine.Expiry {
     /// What the streams still open fail with.
     func error(timeouts: ConnectionStateMachine.Timeouts) -> HTTP2Error {
         switch self {
-        case .preface: .connectionClosed(errorCode: nil)
-        case .headerBlock: .connectionClosed(errorCode: nil)
-        case .idle: .connectionClosed(errorCode: nil)
-        case .keepAlive: .connectionClosed(errorCode: nil)
-        case .gracePeriod: .connectionClosed(errorCode: .noError)
+        case .preface: .connectionClosed(errorCode: nil, detail: "no connection preface within \(timeouts.preface ?? .zero)")
+        case .headerBlock: .connectionClosed(errorCode: nil, detail: "a header block stayed incomplete for \(timeouts.headerBlock ?? .zero)")
+        case .idle: .idleTimeout(timeouts.idle ?? .zero)
+        case .keepAlive: .keepAliveTimeout(timeouts.keepAliveTimeout)
+        case .gracePeriod: .connectionClosed(errorCode: .noError, detail: "streams were still open when the grace period ran out")
         }
     }
 }

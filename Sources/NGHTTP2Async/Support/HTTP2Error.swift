@@ -131,6 +131,12 @@ extension HTTP2Error {
         HTTP2Error(.notProcessed, streamID: streamID)
     }
 
+    /// The request was never sent, for the reason in `detail` (for example the connection had already ended, or the
+    /// server refused the connection at its connection limit). Safe to retry on a new connection.
+    public static func notProcessed(streamID: Int32, detail: String) -> HTTP2Error {
+        HTTP2Error(.notProcessed, streamID: streamID, detail: detail)
+    }
+
     /// The stream was reset with `errorCode`, by the peer (`byPeer`) or by this side
     /// ([RFC 9113 §6.4](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.4)).
     public static func streamReset(streamID: Int32, errorCode: ErrorCode, byPeer: Bool) -> HTTP2Error {
@@ -215,7 +221,8 @@ extension HTTP2Error {
     public var description: String {
         let what = detail ?? ""
         return switch code {
-        case .notProcessed: "stream \(streamID ?? 0) was not processed by the peer (safe to retry)"
+        case .notProcessed:
+            "stream \(streamID ?? 0) was not processed by the peer (safe to retry)" + (detail.map { ": \($0)" } ?? "")
         case .streamReset:
             "stream \(streamID ?? 0) was reset \(byPeer ? "by the peer" : "locally") with \(errorCode ?? .noError)"
         case .connectionClosed:
