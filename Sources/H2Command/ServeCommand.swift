@@ -33,6 +33,21 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The most streams a client may open at once (SETTINGS_MAX_CONCURRENT_STREAMS).")
     var maxConcurrentStreams: UInt32 = 100
 
+    @Option(help: "Close a connection without open streams after this many seconds (GOAWAY NO_ERROR; 0: never).")
+    var idleTimeout: Double = 60
+
+    @Option(help: "Close a connection whose preface or header block is incomplete after this many seconds (0: never).")
+    var headerTimeout: Double = 20
+
+    @Option(help: "Refuse connections beyond this many open at once (GOAWAY, last stream 0; 0: no limit).")
+    var maxConnections = 0
+
+    @Option(help: "Send GOAWAY after this many requests on one connection; they finish, the client reconnects (0: no limit).")
+    var maxRequestsPerConnection = 0
+
+    @Option(help: "Shut a connection down gracefully once it is this many seconds old (0: no limit).")
+    var maxConnectionAge: Double = 0
+
     @Flag(help: "Log connection events (debug level) to stderr.")
     var debug = false
 
@@ -40,6 +55,11 @@ struct ServeCommand: AsyncParsableCommand {
     var quiet = false
 
     func validate() throws {
+        for (name, value) in [("--idle-timeout", idleTimeout), ("--header-timeout", headerTimeout), ("--max-connection-age", maxConnectionAge)]
+        where value < 0 || !value.isFinite {
+            throw ValidationError("\(name) takes a number of seconds, 0 or more")
+        }
+        if maxConnections < 0 || maxRequestsPerConnection < 0 { throw ValidationError("limits are counts, 0 or more") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if clientCA != nil, tlsCert == nil { throw ValidationError("--client-ca needs --tls-cert and --tls-key") }
     }
@@ -48,6 +68,12 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = ServerSession.Configuration()
         if debug { configuration.logger.logLevel = .debug }
         configuration.maxConcurrentStreams = maxConcurrentStreams
+        configuration.idleTimeout = duration(idleTimeout)
+        configuration.headerTimeout = duration(headerTimeout)
+        configuration.prefaceTimeout = duration(headerTimeout)
+        configuration.maxConnectionAge = duration(maxConnectionAge)
+        configuration.maxConnections = maxConnections > 0 ? maxConnections : nil
+        configuration.maxRequestsPerConnection = maxRequestsPerConnection > 0 ? maxRequestsPerConnection : nil
         if let tlsCert, let tlsKey {
             var tls = TLSConfiguration.makeServerConfiguration(certificateChain: .file(tlsCert), privateKey: .file(tlsKey))
             if let clientCA {
@@ -80,6 +106,11 @@ struct ServeCommand: AsyncParsableCommand {
         withExtendedLifetime(signals) {}
         printError("h2: stopped")
     }
+}
+
+/// Seconds from the command line as a timeout; 0 turns it off.
+private func duration(_ seconds: Double) -> Duration? {
+    seconds > 0 ? .milliseconds(Int64((seconds * 1000).rounded())) : nil
 }
 
 /// Calls back on SIGINT and SIGTERM instead of dying.

@@ -213,4 +213,52 @@ import NGHTTP2Async
         #expect(!serve.process.isRunning, "h2 serve did not stop on SIGTERM")
         if !serve.process.isRunning { #expect(serve.process.terminationStatus == 0) }
     }
+
+    @Test func serveClosesSilentIdleAndHalfSentConnections() async throws {
+        let port = try await Peers.freePort()
+        let serve = try await Peers.start(
+            Peers.h2,
+            ["serve", "--port", "\(port)", "--quiet", "--idle-timeout", "0.3", "--header-timeout", "0.3", "--max-connections", "3"],
+            waitForPort: port
+        )
+        defer { serve.stop() }
+        let silent = try await RawConnection.connect(port: port)
+        let idle = try await RawConnection.connect(port: port)
+        try await idle.send(clientPreface)
+        let halfSent = try await RawConnection.connect(port: port)
+        try await halfSent.send(clientPreface + rawGet(streamID: 1, endHeaders: false))
+        for (name, connection) in [("silent", silent), ("idle", idle), ("half-sent", halfSent)] {
+            #expect(await connection.waitForClose(timeout: .seconds(10)), "h2 serve kept the \(name) connection open")
+            #expect(RawFrame.parse(connection.received).contains { $0.type == 0x7 }, "no GOAWAY for the \(name) connection")
+        }
+    }
+
+    @Test func serveRefusesAConnectionPastMaxConnectionsAndServesAgainBelowIt() async throws {
+        let port = try await Peers.freePort()
+        let serve = try await Peers.start(Peers.h2, ["serve", "--port", "\(port)", "--quiet", "--max-connections", "2"], waitForPort: port)
+        defer { serve.stop() }
+        while serve.process.isRunning, try await Peers.run("curl", ["-s", "--http2-prior-knowledge", "http://127.0.0.1:\(port)/get"]).status != 0 {
+            try await Task.sleep(for: .milliseconds(20))  // the port probe's connection is gone once curl is served
+        }
+        let a = try await RawConnection.connect(port: port)
+        let b = try await RawConnection.connect(port: port)
+        try await a.send(clientPreface)
+        try await b.send(clientPreface)
+        try await Task.sleep(for: .milliseconds(100))
+        let refused = try await RawConnection.connect(port: port)
+        try await refused.send(clientPreface + rawGet(streamID: 1))
+        #expect(await refused.waitForClose(timeout: .seconds(10)))
+        let frames = RawFrame.parse(refused.received)
+        #expect(frames.first { $0.type == 0x7 }?.goawayLastStreamID == 0, "refused with GOAWAY naming no stream: \(frames)")
+        #expect(!frames.contains { $0.type == 0x1 }, "the refused request was not answered: \(frames)")
+        await a.close()
+        var served = false
+        for _ in 0..<100 where !served {
+            let curl = try await Peers.run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--http2-prior-knowledge", "http://127.0.0.1:\(port)/get"])
+            served = curl.text == "200"
+            if !served { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(served, "below the limit again, curl is served")
+        await b.close()
+    }
 }
