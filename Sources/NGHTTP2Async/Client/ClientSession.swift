@@ -135,7 +135,7 @@ public final class ClientSession: Sendable {
         let cancellation = RequestCancellation()
         let connection = self.connection
         let received = try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ReceivedResponse, any Error>) in
+            try await withFastThrowingContinuation { (continuation: FastContinuation<ReceivedResponse, any Error>) in
                 connection.startRequest(PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation))
             }
         } onCancel: {

@@ -8,7 +8,7 @@ struct PendingRequest: Sendable {
     let fields: [HeaderField]
     let body: Body
     let cancellation: RequestCancellation
-    let continuation: UnsafeContinuation<ReceivedResponse, any Error>
+    let continuation: FastContinuation<ReceivedResponse, any Error>
 }
 
 extension ConnectionHandler {
@@ -38,7 +38,7 @@ extension ConnectionHandler {
         _ fields: [HeaderField],
         body: Body,
         cancellation: RequestCancellation,
-        continuation: UnsafeContinuation<ReceivedResponse, any Error>
+        continuation: FastContinuation<ReceivedResponse, any Error>
     ) -> (OutboundBody.Reference, @Sendable (BodyWriter) async throws -> Void)? {
         guard let reference, !isClosing, context?.channel.isActive == true else {
             continuation.resume(throwing: endedBecause ?? HTTP2Error.sessionClosed)
