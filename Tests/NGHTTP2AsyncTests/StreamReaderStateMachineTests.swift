@@ -43,7 +43,7 @@ import NIOCore
 
     @Test func aWaitingReaderIsWokenOnceWithEverythingTheBurstBrought() async throws {
         let box = Box()
-        let chunk: ByteBuffer? = try await withUnsafeThrowingContinuation { continuation in
+        let chunk: ByteBuffer? = try await withFastThrowingContinuation { continuation in
             guard case .wait = box.machine.read(maxBytes: .max) else { return continuation.resume(returning: nil) }
             box.machine.wait(continuation, maxBytes: .max)
             #expect(receive(&box.machine, 100, byte: 1) == .wakeReader)
@@ -66,7 +66,7 @@ import NIOCore
 
     @Test func aWakeUpGivesAtMostWhatTheReaderAskedFor() async throws {
         let box = Box()
-        let chunk: ByteBuffer? = try await withUnsafeThrowingContinuation { continuation in
+        let chunk: ByteBuffer? = try await withFastThrowingContinuation { continuation in
             _ = box.machine.read(maxBytes: 10)
             box.machine.wait(continuation, maxBytes: 10)
             _ = receive(&box.machine, 25)
@@ -79,7 +79,7 @@ import NIOCore
 
     @Test func aSecondReadWhileOneWaitsIsToldTheReaderIsBusyAndTheWaitingReadStillGetsTheBytes() async throws {
         let box = Box()
-        let chunk: ByteBuffer? = try await withUnsafeThrowingContinuation { continuation in
+        let chunk: ByteBuffer? = try await withFastThrowingContinuation { continuation in
             guard case .wait = box.machine.read(maxBytes: .max) else { return continuation.resume(returning: nil) }
             box.machine.wait(continuation, maxBytes: .max)
             guard case .failed(let error) = box.machine.read(maxBytes: .max) else {
@@ -99,6 +99,15 @@ import NIOCore
             return
         }
         #expect(next.readableBytes == 5)
+    }
+
+    @Test func theContinuationsAreCheckedInDebugBuildsAndUncheckedInReleaseBuilds() {
+        #if DEBUG
+        let expected: Any.Type = CheckedContinuation<Int, any Error>.self
+        #else
+        let expected: Any.Type = UnsafeContinuation<Int, any Error>.self
+        #endif
+        #expect(FastContinuation<Int, any Error>.self == expected)
     }
 
     @Test func failureDropsQueuedBytesForCreditAndAfterwardsBytesAreDiscarded() {

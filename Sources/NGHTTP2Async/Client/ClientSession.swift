@@ -128,7 +128,7 @@ public final class ClientSession: Sendable {
         let connection = self.connection
         guard case .writer(let produce) = body.storage else {
             let received = try await withTaskCancellationHandler {
-                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ReceivedResponse, any Error>) in
+                try await withFastThrowingContinuation { (continuation: FastContinuation<ReceivedResponse, any Error>) in
                     connection.startRequest(PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation))
                 }
             } onCancel: {
@@ -150,7 +150,7 @@ public final class ClientSession: Sendable {
             }
         }
         let received = try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ReceivedResponse, any Error>) in
+            try await withFastThrowingContinuation { (continuation: FastContinuation<ReceivedResponse, any Error>) in
                 var request = PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation)
                 request.writer = writer
                 connection.startRequest(request)

@@ -8,7 +8,7 @@ struct PendingRequest: Sendable {
     let fields: [HeaderField]
     let body: Body
     let cancellation: RequestCancellation
-    let continuation: UnsafeContinuation<ReceivedResponse, any Error>
+    let continuation: FastContinuation<ReceivedResponse, any Error>
     /// For a streaming body: gets the body's writer once the request is submitted (the caller's task runs the
     /// producer with it), or the request's failure.
     var writer: EventLoopPromise<OutboundBody.Reference>?

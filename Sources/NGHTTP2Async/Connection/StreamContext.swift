@@ -15,8 +15,8 @@ final class StreamContext {
     var headReceived = false
 
     // Client
-    /// Resumed exactly once (set to `nil` first); unsafe rather than checked: no allocation per request.
-    var response: UnsafeContinuation<ReceivedResponse, any Error>?
+    /// Resumed exactly once (set to `nil` first); checked in debug builds only (``FastContinuation``).
+    var response: FastContinuation<ReceivedResponse, any Error>?
     var informational: [HTTPResponse] = []
 
     // Server

@@ -16,8 +16,8 @@ extension StreamReader {
         private(set) var end = End.open
         private(set) var trailers: HTTPFields?
         private(set) var isDropped = false
-        /// Resumed exactly once (cleared first); unsafe rather than checked: no allocation per wait.
-        private var waiter: UnsafeContinuation<ByteBuffer?, any Error>?
+        /// Resumed exactly once (cleared first); checked in debug builds only (``FastContinuation``).
+        private var waiter: FastContinuation<ByteBuffer?, any Error>?
         private var waiterMaxBytes = Int.max
         /// Bytes handed to the application but not yet credited to the flow-control windows.
         private(set) var pendingCredit = 0
@@ -50,7 +50,7 @@ extension StreamReader {
 
         /// The read burst ended: the waiting reader gets what arrived (up to what it asked for). The connection
         /// credits the handed bytes at once.
-        mutating func wake() -> (UnsafeContinuation<ByteBuffer?, any Error>, ByteBuffer)? {
+        mutating func wake() -> (FastContinuation<ByteBuffer?, any Error>, ByteBuffer)? {
             wakeRequested = false
             guard let waiter, let chunk = takeFirst(maxBytes: waiterMaxBytes) else { return nil }
             self.waiter = nil
@@ -71,7 +71,7 @@ extension StreamReader {
         }
 
         enum EndAction {
-            case resume(UnsafeContinuation<ByteBuffer?, any Error>, Result<ByteBuffer?, any Error>)
+            case resume(FastContinuation<ByteBuffer?, any Error>, Result<ByteBuffer?, any Error>)
             case none
         }
 
@@ -125,7 +125,7 @@ extension StreamReader {
 
         /// The reader suspends: the next chunk or the end resumes `continuation`. Only after `read` said `.wait`
         /// (so there is no other waiter: `read` fails a second reader with ``HTTP2Error/readerBusy``).
-        mutating func wait(_ continuation: UnsafeContinuation<ByteBuffer?, any Error>, maxBytes: Int) {
+        mutating func wait(_ continuation: FastContinuation<ByteBuffer?, any Error>, maxBytes: Int) {
             assert(waiter == nil, "wait(_:maxBytes:) without read(maxBytes:) saying .wait")
             waiter = continuation
             waiterMaxBytes = maxBytes

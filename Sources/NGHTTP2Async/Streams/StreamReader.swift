@@ -146,7 +146,7 @@ extension StreamReader {
                 break
             }
             return try await withTaskCancellationHandler {
-                try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<ByteBuffer?, any Error>) in
+                try await withFastThrowingContinuation { (continuation: FastContinuation<ByteBuffer?, any Error>) in
                     let ready: StateMachine.ReadAction = state.withLock { machine in
                         let action = machine.read(maxBytes: maxBytes)
                         if case .wait = action { machine.wait(continuation, maxBytes: maxBytes) }
