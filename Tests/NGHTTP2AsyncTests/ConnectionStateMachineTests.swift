@@ -293,13 +293,13 @@ import NGHTTP2
         #expect(step47 == .none)
     }
 
-    @Test func aPeerThatSpokeNeedsNoKeepAlivePing() {
+    @Test func aPeerThatSpokeGetsItsKeepAlivePingAnIntervalAfterItLastSpoke() {
         var machine = started(.client, Machine.Timeouts(keepAliveInterval: .seconds(30)))
-        machine.frameReceived()
-        let step48 = machine.deadlineReached(now: t0 + .seconds(30))
-        #expect(step48 == .none, "the frame proved it alive: wait an interval from now")
-        #expect(machine.nextDeadline == t0 + .seconds(60))
-        guard case .sendPing = machine.deadlineReached(now: t0 + .seconds(60)) else {
+        machine.peerActive(now: t0 + .seconds(10))
+        let early = machine.deadlineReached(now: t0 + .seconds(30))
+        #expect(early == .none, "the peer spoke at 10 s: it is alive until 40 s")
+        #expect(machine.nextDeadline == t0 + .seconds(40))
+        guard case .sendPing = machine.deadlineReached(now: t0 + .seconds(40)) else {
             Issue.record("no keep-alive PING after a silent interval")
             return
         }

@@ -153,6 +153,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         isReading = false
+        if configuration.timeouts.keepAliveInterval != nil { machine.peerActive(now: now) }
         flush()
         armTimer()
         context.fireChannelReadComplete()

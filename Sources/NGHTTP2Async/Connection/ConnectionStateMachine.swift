@@ -129,8 +129,9 @@ struct ConnectionStateMachine {
     private var userPings: [UInt64: Instant] = [:]
     /// The keep-alive PING in flight.
     private var keepAlivePing: UInt64?
-    /// Whether a frame arrived since the keep-alive deadline was last set (it is then moved, not acted on).
-    private var heardFromPeer = false
+    /// When the peer was last heard from (with keep-alive on): a keep-alive deadline before a whole interval from
+    /// then is moved, not acted on.
+    private var lastHeard: Instant?
     /// The stream whose header block is in progress.
     private var headerBlockStream: Int32?
 
@@ -181,7 +182,11 @@ struct ConnectionStateMachine {
             headerBlockStream = nil
             deadlines.headerBlock = nil
         }
-        heardFromPeer = true
+    }
+
+    /// Bytes from the peer arrived (once per read burst, and only with keep-alive on: it reads the clock).
+    mutating func peerActive(now: Instant) {
+        lastHeard = now
     }
 
     enum OnSettings: Equatable {
@@ -297,7 +302,6 @@ struct ConnectionStateMachine {
             keepAlivePing = nil
             deadlines.keepAliveAck = nil
             deadlines.keepAlivePing = timeouts.keepAliveInterval.map { now + $0 }
-            heardFromPeer = false
             return .none
         }
         if case .quiescing(var quiescing) = state, quiescing.sent == .notice(pingData: data) {
@@ -466,10 +470,9 @@ struct ConnectionStateMachine {
         if let due = deadlines.keepAlivePing, due <= now {
             deadlines.keepAlivePing = nil
             guard let interval = timeouts.keepAliveInterval, !isClosingOrClosed else { return .none }
-            if heardFromPeer {
-                // The peer spoke since this deadline was set: it is alive; wait a whole interval from now.
-                heardFromPeer = false
-                deadlines.keepAlivePing = now + interval
+            if let lastHeard, lastHeard + interval > now {
+                // The peer spoke since this deadline was set: it is alive; the next PING is an interval after that.
+                deadlines.keepAlivePing = lastHeard + interval
                 return deadlineReached(now: now)
             }
             let data = takePingData()
