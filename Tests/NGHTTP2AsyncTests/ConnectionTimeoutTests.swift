@@ -22,7 +22,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
 @Suite struct ServerTimeoutTests {
     @Test func connectionsThatNeverSendThePrefaceAreClosedWhileAWellBehavedClientIsServed() async throws {
         var configuration = ServerSession.Configuration()
-        configuration.prefaceTimeout = .milliseconds(300)
+        configuration.prefaceTimeout = .seconds(1)
         let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerResponse(body: .text("ok")) }
         var silent: [RawConnection] = []
         for _ in 0..<5 { silent.append(try await RawConnection.connect(port: server.port)) }
@@ -40,7 +40,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
 
     @Test func aConnectionWithoutStreamsGetsGoAwayNoErrorAfterTheIdleTimeoutAndIsClosed() async throws {
         var configuration = ServerSession.Configuration()
-        configuration.idleTimeout = .milliseconds(300)
+        configuration.idleTimeout = .seconds(1)
         let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerResponse(body: .text("ok")) }
         let idle = try await RawConnection.connect(port: server.port)
         try await idle.send(clientPreface)
@@ -57,7 +57,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
 
     @Test func aHeaderBlockLeftOpenClosesTheConnectionNamingTheLastCompleteRequest() async throws {
         var configuration = ServerSession.Configuration()
-        configuration.headerTimeout = .milliseconds(300)
+        configuration.headerTimeout = .seconds(1)
         let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerResponse(body: .text("ok")) }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let stalled = try await RawConnection.connect(port: server.port)
@@ -151,14 +151,14 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
 
     @Test func aConnectionPastItsMaximumAgeFinishesTheRequestInFlightAndCloses() async throws {
         var configuration = ServerSession.Configuration()
-        configuration.maxConnectionAge = .milliseconds(300)
+        configuration.maxConnectionAge = .seconds(1)
         let server = try await ServerSession.bind(port: 0, configuration: configuration) { request in
-            if request.path == "/slow" { try await Task.sleep(for: .milliseconds(800)) }
+            if request.path == "/slow" { try await Task.sleep(for: .seconds(2)) }
             return ServerResponse(body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let slow = Task { try await client.get("/slow").text() }
-        try await Task.sleep(for: .milliseconds(500))
+        try await Task.sleep(for: .milliseconds(1500))
         #expect(!(await client.isRequestAllowed), "the GOAWAY notice came at the maximum age")
         #expect(try await slow.value == "/slow", "the request in flight finished")
         await client.waitUntilClosed()
@@ -221,9 +221,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
         configuration.idleTimeout = .seconds(1)
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(port)", configuration: configuration)
         #expect(try await client.get("/a").text() == "hi")
-        let idleSince = ContinuousClock.now
-        await client.waitUntilClosed()
-        #expect(ContinuousClock.now - idleSince >= .milliseconds(900), "idle counts from the last request's end")
+        await client.waitUntilClosed()  // (that idle counts from the last stream's end: ConnectionHandlerTests, on virtual time)
         do {
             _ = try await client.get("/a")
             Issue.record("a request on a connection closed for idleness succeeded")

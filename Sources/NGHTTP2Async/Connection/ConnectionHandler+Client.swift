@@ -36,23 +36,31 @@ extension ConnectionHandler {
         }
         guard !request.cancellation.isCancelled else { throw CancellationError() }
         guard isAcceptingRequests else { throw HTTP2Error.notProcessed(streamID: Int32(bitPattern: session.nextStreamID)) }
-        let outbound: OutboundBody? =
-            switch request.body.storage {
-            case .empty: nil
-            case .bytes(let bytes, let trailers): OutboundBody(bytes: bytes, trailers: trailers)
-            case .text(let text, let trailers): OutboundBody(bytes: ByteBuffer(string: text), trailers: trailers)
-            case .writer: OutboundBody(highWatermark: configuration.bodyHighWatermark)
-            }
-        let streamID = try session.submitRequest(request.fields, body: outbound.map { DataProvider(source: $0) })
-        outbound?.streamID = streamID
+        // The stream's context is made before the submit, with the ID libnghttp2 is about to give the stream, so that a
+        // body given whole is sent from it (no object per body).
+        let streamID = Int32(bitPattern: session.nextStreamID)
         let stream = StreamContext(id: streamID, inbound: StreamReader.Storage(streamID: streamID, connection: reference))
+        let outbound: OutboundBody?
+        let provider: DataProvider?
+        if case .writer = request.body.storage {
+            let body = OutboundBody(highWatermark: configuration.bodyHighWatermark)
+            body.streamID = streamID
+            (outbound, provider) = (body, DataProvider(source: body))
+        } else {
+            (outbound, provider) = (nil, stream.wholeBodyProvider(for: request.body))
+        }
+        let submitted = try session.submitRequest(request.fields, body: provider)
+        guard submitted == streamID else {
+            try? session.submitRSTStream(streamID: submitted, errorCode: .internalError)
+            throw HTTP2Error.notProcessed(streamID: submitted, detail: "libnghttp2 gave stream \(submitted), not \(streamID)")
+        }
         stream.outbound = outbound
         stream.response = request.continuation
         streamOpened(stream, byPeer: false)
         request.cancellation.started(streamID)
         scheduleFlush()
         guard let outbound, request.writer != nil else { return nil }
-        return OutboundBody.Reference(outbound, connection: reference)
+        return OutboundBody.Reference(outbound, transport: reference)
     }
 
     func clientFieldBlock(streamID: Int32, fields: [HeaderField], endStream: Bool) {

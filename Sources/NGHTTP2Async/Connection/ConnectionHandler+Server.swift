@@ -127,49 +127,39 @@ extension ConnectionHandler {
         return reader
     }
 
+    /// Answers with a head and a body given whole (or none).
     func submitResponse(streamID: Int32, _ response: ServerResponse) {
         guard let stream = streams[streamID], !stream.responseSubmitted else { return }
-        // A body given whole is sent from the stream's context itself: no OutboundBody per response.
-        let provider: DataProvider? =
-            switch response.body.storage {
-            case .bytes(let bytes, let trailers): stream.wholeBodyProvider(.bytes(bytes), trailers: trailers)
-            case .text(let text, let trailers): stream.wholeBodyProvider(.text(text, sent: 0), trailers: trailers)
-            default: nil
-            }
-        do {
-            try response.head.withHTTP2Fields { fields in
-                try session.submitResponse(streamID: streamID, fields: fields, body: provider)
-            }
-            stream.responseSubmitted = true
-        } catch {
-            logger.error("stream \(streamID): cannot submit the response: \(error)")
-            resetStream(streamID, errorCode: .internalError, failing: error)
-        }
-        scheduleFlush()
+        submit(stream, response.head, body: stream.wholeBodyProvider(for: response.body))
     }
 
+    /// Answers with a head and a body that a writer will produce; returns the writer's handle.
     func submitStreamingResponse(streamID: Int32, _ head: HTTPResponse) -> Result<OutboundBody.Reference, any Error> {
         guard let reference, let stream = streams[streamID], !stream.responseSubmitted else {
             return .failure(HTTP2Error.streamReset(streamID: streamID, errorCode: .cancel, byPeer: true))
         }
         let outbound = OutboundBody(highWatermark: configuration.bodyHighWatermark)
-        submit(stream, head, outbound)
-        guard stream.outbound != nil else { return .failure(HTTP2Error.streamReset(streamID: streamID, errorCode: .internalError, byPeer: false)) }
-        return .success(OutboundBody.Reference(outbound, connection: reference))
+        outbound.streamID = streamID
+        guard submit(stream, head, body: DataProvider(source: outbound)) else {
+            return .failure(HTTP2Error.streamReset(streamID: streamID, errorCode: .internalError, byPeer: false))
+        }
+        stream.outbound = outbound
+        return .success(OutboundBody.Reference(outbound, transport: reference))
     }
 
-    private func submit(_ stream: StreamContext, _ head: HTTPResponse, _ outbound: OutboundBody?) {
-        outbound?.streamID = stream.id
+    /// Submits the response head with its body's provider; on failure the stream is reset. Returns whether it went.
+    @discardableResult
+    private func submit(_ stream: StreamContext, _ head: HTTPResponse, body provider: DataProvider?) -> Bool {
+        defer { scheduleFlush() }
         do {
-            let provider = outbound.map { DataProvider(source: $0) }
             try head.withHTTP2Fields { fields in try session.submitResponse(streamID: stream.id, fields: fields, body: provider) }
             stream.responseSubmitted = true
-            stream.outbound = outbound
+            return true
         } catch {
             logger.error("stream \(stream.id): cannot submit the response: \(error)")
             resetStream(stream.id, errorCode: .internalError, failing: error)
+            return false
         }
-        scheduleFlush()
     }
 
     func submitInformational(streamID: Int32, _ response: HTTPResponse) {

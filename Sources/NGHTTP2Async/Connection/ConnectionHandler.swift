@@ -377,9 +377,18 @@ final class ConnectionHandler: ChannelInboundHandler {
         resetStream(streamID, errorCode: .internalError, failing: error)
     }
 
-    /// A writer queued bytes or finished: let libnghttp2 read them.
-    func bodyHasData(_ body: OutboundBody) {
-        session.resumeData(streamID: body.streamID)
+    /// A writer queued `chunk`: libnghttp2 may read it.
+    func enqueue(_ chunk: ByteBuffer, streamID: Int32) {
+        guard let body = streams[streamID]?.outbound else { return }
+        body.enqueue(chunk)
+        session.resumeData(streamID: streamID)
+        scheduleFlush()
+    }
+
+    /// The writer ended its body.
+    func finishBody(streamID: Int32, trailers: HTTPFields?) {
+        guard let body = streams[streamID]?.outbound, body.finish(trailers: trailers) else { return }
+        session.resumeData(streamID: streamID)
         scheduleFlush()
     }
 

@@ -1,11 +1,13 @@
 import NIOCore
+import HTTPTypes
 import Logging
 import NGHTTP2
 import Synchronization
 
-/// A sendable handle on a connection handler: everything it does hops to the connection's event loop.
+/// A sendable handle on a connection handler: everything it does hops to the connection's event loop. It is the
+/// HTTP/2 ``StreamTransport`` of the connection's readers and writers.
 /// A class: requests, readers and tasks each keep one, and copying it is then one retain, not one per field.
-final class ConnectionReference: Sendable {
+final class ConnectionReference: StreamTransport {
     let eventLoop: any EventLoop
     let handler: NIOLoopBound<ConnectionHandler>
     /// Identifies the connection.
@@ -66,6 +68,20 @@ final class ConnectionReference: Sendable {
 
     func readerDropped(streamID: Int32, unread: Int, cancel: Bool) {
         execute { $0.readerDropped(streamID: streamID, unread: unread, cancel: cancel) }
+    }
+
+    func enqueue(_ chunk: ByteBuffer, streamID: Int32) {
+        execute { $0.enqueue(chunk, streamID: streamID) }
+    }
+
+    func finishBody(streamID: Int32, trailers: HTTPFields?) {
+        execute { $0.finishBody(streamID: streamID, trailers: trailers) }
+    }
+
+    /// Always a hop: a producer may fail while its handler still runs inside the read burst that delivered the
+    /// request, and an RST_STREAM submitted together with the head would keep the head from being sent at all.
+    func abortBody(streamID: Int32, error: any Error) {
+        eventLoop.execute { [handler] in handler.value.abortBody(streamID: streamID, error: error) }
     }
 }
 

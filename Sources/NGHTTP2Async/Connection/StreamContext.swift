@@ -41,10 +41,14 @@ enum WholeBody {
 }
 
 extension StreamContext: DataSource {
-    /// Makes this stream the source of a body given whole; the returned provider sends `body`, then `trailers`.
-    func wholeBodyProvider(_ body: WholeBody, trailers: HTTPFields?) -> DataProvider {
-        wholeBody = body
-        wholeBodyTrailers = trailers
+    /// Makes this stream the source of `body` when it is given whole (bytes or text): the returned provider sends
+    /// it, then its trailers. `nil` for no body (and for a writer's, which an ``OutboundBody`` carries).
+    func wholeBodyProvider(for body: Body) -> DataProvider? {
+        switch body.storage {
+        case .empty, .writer: return nil
+        case .bytes(let bytes, let trailers): wholeBody = .bytes(bytes); wholeBodyTrailers = trailers
+        case .text(let text, let trailers): wholeBody = .text(text, sent: 0); wholeBodyTrailers = trailers
+        }
         return DataProvider(source: self)
     }
 
@@ -78,12 +82,8 @@ extension StreamContext: DataSource {
             wholeBody = remaining > 0 ? .text(text, sent: sent + count) : nil
         }
         guard remaining == 0 else { return .bytes(count) }
-        guard let trailers = wholeBodyTrailers else { return .bytes(count, flags: .endOfData) }
-        wholeBodyTrailers = nil
-        var fields: [HeaderField] = []
-        trailers.appendHTTP2Fields(to: &fields)
-        try session.submitTrailer(streamID: streamID, fields: fields)
-        return .bytes(count, flags: [.endOfData, .noEndStream])
+        defer { wholeBodyTrailers = nil }
+        return try endOfBody(count, trailers: wholeBodyTrailers, streamID: streamID, session: session)
     }
 }
 

@@ -3,36 +3,20 @@ import HTTPTypes
 import NGHTTP2
 import Synchronization
 
-/// A body on its way out: chunks queued by a writer (or given whole), drained by libnghttp2's DATA reads as
-/// flow control allows. Lives on the connection's event loop.
+/// A streaming body on its way out: chunks queued by a writer, drained by libnghttp2's DATA reads as flow control
+/// allows. Lives on the connection's event loop. (A body given whole is sent by its ``StreamContext``.)
 final class OutboundBody: DataSource {
     private var chunks = ChunkQueue()
-    private(set) var queuedBytes = 0
     private var isFinished = false
     private var trailers: HTTPFields?
     private var failure: (any Error)?
-    /// The writer's side of a streaming body's flow control; nil for a body given whole.
-    let gate: WriterGate?
+    /// The writer's side of the body's flow control.
+    let gate: WriterGate
     var streamID: Int32 = 0
 
-    /// A streaming body: a writer waits while more than `highWatermark` bytes are queued.
+    /// A writer waits while more than `highWatermark` bytes are queued.
     init(highWatermark: Int) {
         gate = WriterGate(highWatermark: highWatermark)
-    }
-
-    private init() {
-        gate = nil
-    }
-
-    /// A body that is complete from the start.
-    convenience init(bytes: ByteBuffer, trailers: HTTPFields?) {
-        self.init()
-        if bytes.readableBytes > 0 {
-            chunks.append(bytes)
-            queuedBytes = bytes.readableBytes
-        }
-        self.trailers = trailers
-        isFinished = true
     }
 
     // MARK: libnghttp2 side (inside Session.send)
@@ -59,17 +43,10 @@ final class OutboundBody: DataSource {
                 chunks.replaceFirst(with: first)
             }
         }
-        queuedBytes -= written
-        if written > 0 { gate?.drained(written) }
+        if written > 0 { gate.drained(written) }
         guard chunks.isEmpty, isFinished else { return written == 0 ? .deferred : .bytes(written) }
         isComplete = true
-        if let trailers {
-            var fields: [HeaderField] = []
-            trailers.appendHTTP2Fields(to: &fields)
-            try session.submitTrailer(streamID: streamID, fields: fields)
-            return .bytes(written, flags: [.endOfData, .noEndStream])
-        }
-        return .bytes(written, flags: .endOfData)
+        return try endOfBody(written, trailers: trailers, streamID: streamID, session: session)
     }
 
     // MARK: Writer side (on the event loop)
@@ -78,7 +55,6 @@ final class OutboundBody: DataSource {
     func enqueue(_ chunk: ByteBuffer) {
         guard failure == nil, !isFinished, chunk.readableBytes > 0 else { return }
         chunks.append(chunk)
-        queuedBytes += chunk.readableBytes
     }
 
     /// Ends the body. Returns false if it had ended already.
@@ -95,63 +71,56 @@ final class OutboundBody: DataSource {
         guard failure == nil else { return }
         failure = error
         chunks.removeAll()
-        queuedBytes = 0
-        gate?.fail(error)
+        gate.fail(error)
     }
 }
 
-extension OutboundBody {
-    /// A sendable handle on an outbound body, for the task that writes it.
-    struct Reference: Sendable {
-        let body: NIOLoopBound<OutboundBody>
-        let gate: WriterGate
-        let connection: ConnectionReference
+/// The last DATA read of a body: `written` bytes, then the end of the stream, or the trailers (HEADERS with
+/// END_STREAM, RFC 9113 §8.1) submitted here and the DATA sent without END_STREAM.
+func endOfBody(_ written: Int, trailers: HTTPFields?, streamID: Int32, session: Session) throws -> DataProvider.Result {
+    guard let trailers else { return .bytes(written, flags: .endOfData) }
+    var fields: [HeaderField] = []
+    trailers.appendHTTP2Fields(to: &fields)
+    try session.submitTrailer(streamID: streamID, fields: fields)
+    return .bytes(written, flags: [.endOfData, .noEndStream])
+}
 
-        /// On the connection's event loop: a handle on a streaming body.
-        init(_ body: OutboundBody, connection: ConnectionReference) {
-            guard let gate = body.gate else { preconditionFailure("a body given whole has no writer") }
-            self.body = NIOLoopBound(body, eventLoop: connection.eventLoop)
-            self.gate = gate
-            self.connection = connection
+extension OutboundBody {
+    /// A sendable handle on a streaming body, for the task that writes it: its gate, and the transport that carries
+    /// what it writes.
+    struct Reference: Sendable {
+        let streamID: Int32
+        let gate: WriterGate
+        let transport: any StreamTransport
+
+        init(_ body: OutboundBody, transport: any StreamTransport) {
+            self.streamID = body.streamID
+            self.gate = body.gate
+            self.transport = transport
         }
 
         /// Queues `chunk` and returns at once while the body is below its high watermark; above it, waits until
         /// libnghttp2 has taken half of what is queued. No round trip to the event loop per write.
         func write(_ chunk: ByteBuffer) async throws {
             try gate.admit(chunk.readableBytes)
-            connection.execute { handler in
-                let body = self.body.value
-                body.enqueue(chunk)
-                handler.bodyHasData(body)
-            }
+            transport.enqueue(chunk, streamID: streamID)
             try await gate.waitForRoom()
         }
 
         func finish(trailers: HTTPFields?) async throws {
             try gate.close()
-            connection.execute { handler in
-                let body = self.body.value
-                if body.finish(trailers: trailers) { handler.bodyHasData(body) }
-            }
+            transport.finishBody(streamID: streamID, trailers: trailers)
         }
 
         /// Ends the body without trailers if the writer did not.
         func finishIfNeeded() {
             try? gate.close()
-            connection.execute { handler in
-                let body = self.body.value
-                if body.finish(trailers: nil) { handler.bodyHasData(body) }
-            }
+            transport.finishBody(streamID: streamID, trailers: nil)
         }
 
-        /// The producer failed: reset the stream, once what it wrote before (and the response head) went out.
-        /// Always a hop: a producer may fail while its handler still runs inside the read burst that delivered the
-        /// request, and an RST_STREAM submitted together with the head would keep the head from being sent at all.
+        /// The producer failed: the stream is reset once what it wrote before (and the response head) went out.
         func abort(_ error: any Error) {
-            let body = self.body
-            connection.eventLoop.execute { [handler = connection.handler] in
-                handler.value.abortBody(streamID: body.value.streamID, error: error)
-            }
+            transport.abortBody(streamID: streamID, error: error)
         }
     }
 }

@@ -81,11 +81,11 @@ extension StreamReader {
     /// The reader's shared state: filled on the connection's event loop, read from the application's tasks.
     final class Storage: Sendable {
         private let state = Mutex(StateMachine())  // inline: no allocation of its own
-        /// Credits bytes to the stream's window on the connection's event loop.
-        private let connection: ConnectionReference
+        /// Credits bytes to the stream's window, on the connection's event loop.
+        private let connection: any StreamTransport
         let streamID: Int32
 
-        init(streamID: Int32, connection: ConnectionReference) {
+        init(streamID: Int32, connection: any StreamTransport) {
             self.streamID = streamID
             self.connection = connection
         }
