@@ -7,7 +7,6 @@ import Synchronization
 /// flow control allows. Lives on the connection's event loop.
 final class OutboundBody: DataSource {
     private var chunks = ChunkQueue()
-    private(set) var queuedBytes = 0
     private var isFinished = false
     private var trailers: HTTPFields?
     private var failure: (any Error)?
@@ -29,7 +28,6 @@ final class OutboundBody: DataSource {
         self.init()
         if bytes.readableBytes > 0 {
             chunks.append(bytes)
-            queuedBytes = bytes.readableBytes
         }
         self.trailers = trailers
         isFinished = true
@@ -59,7 +57,6 @@ final class OutboundBody: DataSource {
                 chunks.replaceFirst(with: first)
             }
         }
-        queuedBytes -= written
         if written > 0 { gate?.drained(written) }
         guard chunks.isEmpty, isFinished else { return written == 0 ? .deferred : .bytes(written) }
         isComplete = true
@@ -78,7 +75,6 @@ final class OutboundBody: DataSource {
     func enqueue(_ chunk: ByteBuffer) {
         guard failure == nil, !isFinished, chunk.readableBytes > 0 else { return }
         chunks.append(chunk)
-        queuedBytes += chunk.readableBytes
     }
 
     /// Ends the body. Returns false if it had ended already.
@@ -95,7 +91,6 @@ final class OutboundBody: DataSource {
         guard failure == nil else { return }
         failure = error
         chunks.removeAll()
-        queuedBytes = 0
         gate?.fail(error)
     }
 }
