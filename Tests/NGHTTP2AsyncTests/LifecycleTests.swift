@@ -9,9 +9,12 @@ import NGHTTP2
 @Suite struct LifecycleTests {
     @Test func gracefulShutdownFinishesStreamsInFlightAndRefusesNewOnes() async throws {
         let started = ManagedCounter()
+        // The requests in flight stay in flight until the late request was refused (a fixed sleep lost that race
+        // when the machine was busy: the connection had closed by then).
+        let release = Gate()
         let server = try await ServerSession.bind(port: 0) { request in
             started.add(1)
-            try await Task.sleep(for: .milliseconds(300))
+            await release.wait()
             return ServerResponse(status: .ok, body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
@@ -31,6 +34,7 @@ import NGHTTP2
         } catch let error as HTTP2Error {
             #expect(error.isRetrySafe, "\(error)")
         }
+        release.open()
         let bodies = try await inFlight.value
         #expect(bodies.sorted() == (0..<10).map { "/\($0)" }.sorted())
         await closing.value
