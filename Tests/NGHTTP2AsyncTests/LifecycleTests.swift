@@ -44,8 +44,10 @@ import NGHTTP2
 
     @Test func cancellingARequestTaskResetsOnlyItsStream() async throws {
         let cancelled = ManagedCounter()
+        let started = ManagedCounter()
         let server = try await ServerSession.bind(port: 0) { request in
             if request.path == "/slow" {
+                started.add(1)
                 do {
                     try await Task.sleep(for: .seconds(10))
                 } catch {
@@ -57,11 +59,13 @@ import NGHTTP2
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let slow = Task { try await client.get("/slow") }
-        try await Task.sleep(for: .milliseconds(100))
+        // Cancelled once the server runs its handler: a fixed 100 ms sleep is not enough on a busy machine, where the
+        // request may be cancelled before any handler runs to be cancelled.
+        while started.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
         slow.cancel()
         await #expect(throws: CancellationError.self) { _ = try await slow.value }
         #expect(try await client.get("/fast").text() == "fast")
-        for _ in 0..<200 where cancelled.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<1000 where cancelled.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(cancelled.value == 1, "the server's handler task was cancelled by the RST_STREAM")
         await client.close()
         await server.close()
