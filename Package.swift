@@ -1,10 +1,12 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
     name: "swift-nghttp2",
     products: [
         .library(name: "NGHTTP2", targets: ["NGHTTP2"]),
+        // libnghttp2's C API, for calling it directly next to NGHTTP2 (see `Session.withUnsafeRawSession`).
+        .library(name: "CNGHTTP2", targets: ["CNGHTTP2"]),
         .library(name: "NGHTTP2Async", targets: ["NGHTTP2Async"]),
         .executable(name: "h2", targets: ["H2Command"]),
     ],
@@ -65,7 +67,7 @@ let package = Package(
             name: "ServerExample",
             dependencies: ["NGHTTP2Async", .product(name: "HTTPTypes", package: "swift-http-types")]
         ),
-        .testTarget(name: "NGHTTP2Tests", dependencies: ["NGHTTP2"]),
+        .testTarget(name: "NGHTTP2Tests", dependencies: ["NGHTTP2", "CNGHTTP2"]),
         .testTarget(
             name: "H2CommandTests",
             dependencies: [

@@ -6,18 +6,6 @@ import Testing
 
 /// Calls the API cannot accept throw ``HTTP2Error`` instead of stopping the process.
 @Suite struct APIMisuseTests {
-    /// Opens once; every `wait` before and after returns then.
-    final class Gate: Sendable {
-        private let stream: AsyncStream<Void>
-        private let continuation: AsyncStream<Void>.Continuation
-
-        init() { (stream, continuation) = AsyncStream.makeStream() }
-
-        func open() { continuation.finish() }
-
-        func wait() async { for await _ in stream {} }
-    }
-
     @Test("reading zero bytes throws invalidArgument, and the body can still be read")
     func readingZeroBytesThrows() async throws {
         let server = try await ServerSession.bind(port: 0) { _ in ServerResponse(body: .text("body")) }

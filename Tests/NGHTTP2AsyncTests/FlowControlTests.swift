@@ -155,3 +155,15 @@ final class ManagedCounter: @unchecked Sendable {  // every access holds the loc
 
     func max(_ candidate: Int) { lock.withLock { current = Swift.max(current, candidate) } }
 }
+
+/// Opens once; every `wait`, before and after, returns then.
+final class Gate: Sendable {
+    private let stream: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() { (stream, continuation) = AsyncStream.makeStream() }
+
+    func open() { continuation.finish() }
+
+    func wait() async { for await _ in stream {} }
+}

@@ -9,9 +9,12 @@ import NGHTTP2
 @Suite struct LifecycleTests {
     @Test func gracefulShutdownFinishesStreamsInFlightAndRefusesNewOnes() async throws {
         let started = ManagedCounter()
+        // The requests in flight stay in flight until the late request was refused (a fixed sleep lost that race
+        // when the machine was busy: the connection had closed by then).
+        let release = Gate()
         let server = try await ServerSession.bind(port: 0) { request in
             started.add(1)
-            try await Task.sleep(for: .milliseconds(300))
+            await release.wait()
             return ServerResponse(status: .ok, body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
@@ -31,6 +34,7 @@ import NGHTTP2
         } catch let error as HTTP2Error {
             #expect(error.isRetrySafe, "\(error)")
         }
+        release.open()
         let bodies = try await inFlight.value
         #expect(bodies.sorted() == (0..<10).map { "/\($0)" }.sorted())
         await closing.value
@@ -40,8 +44,10 @@ import NGHTTP2
 
     @Test func cancellingARequestTaskResetsOnlyItsStream() async throws {
         let cancelled = ManagedCounter()
+        let started = ManagedCounter()
         let server = try await ServerSession.bind(port: 0) { request in
             if request.path == "/slow" {
+                started.add(1)
                 do {
                     try await Task.sleep(for: .seconds(10))
                 } catch {
@@ -53,11 +59,13 @@ import NGHTTP2
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let slow = Task { try await client.get("/slow") }
-        try await Task.sleep(for: .milliseconds(100))
+        // Cancelled once the server runs its handler: a fixed 100 ms sleep is not enough on a busy machine, where the
+        // request may be cancelled before any handler runs to be cancelled.
+        while started.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
         slow.cancel()
         await #expect(throws: CancellationError.self) { _ = try await slow.value }
         #expect(try await client.get("/fast").text() == "fast")
-        for _ in 0..<200 where cancelled.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<1000 where cancelled.value == 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(cancelled.value == 1, "the server's handler task was cancelled by the RST_STREAM")
         await client.close()
         await server.close()

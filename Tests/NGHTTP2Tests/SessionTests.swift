@@ -328,6 +328,22 @@ func echoServer(responseBody: [UInt8] = Array("hello".utf8), options: Session.Op
         #expect(client.receivedFrames(.origin).first?.payload == .origin(["https://example.org", "https://example.com"]))
     }
 
+    @Test func anOriginFrameCarriesEveryOriginInOrderAndAnEmptyOneCarriesNone() throws {
+        let server = try Endpoint(.server)
+        var options = Session.Options()
+        options.builtinRecvExtensionTypes = [.origin]
+        let client = try Endpoint(.client, options: options)
+        try exchange(client, server)
+        let origins = [
+            "https://a.example", "https://b.example:8443", "http://c", "https://" + String(repeating: "d", count: 1000) + ".example",
+            "https://e.example", "https://xn--fiqs8s.example",
+        ]
+        try server.session.submitOrigin(origins)
+        try server.session.submitOrigin([])
+        try exchange(client, server)
+        #expect(client.receivedFrames(.origin).map(\.payload) == [.origin(origins), .origin([])])
+    }
+
     @Test func zeroCopyData() throws {
         let body = pattern(100_000, seed: 3)
         let server = try Endpoint(.server)

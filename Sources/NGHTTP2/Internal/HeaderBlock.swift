@@ -23,18 +23,7 @@ enum HeaderBlock {
                 var offset = 0
                 func copy(_ string: String) -> (UnsafeMutablePointer<UInt8>, Int) {
                     let start = bytes.baseAddress! + offset
-                    let utf8 = string.utf8
-                    let copied = utf8.withContiguousStorageIfAvailable { source -> Int in
-                        if let base = source.baseAddress { start.update(from: base, count: source.count) }
-                        return source.count
-                    }
-                    var count = copied ?? 0
-                    if copied == nil {
-                        for byte in utf8 {
-                            start[count] = byte
-                            count += 1
-                        }
-                    }
+                    let count = string.copyUTF8(to: start)
                     offset += count
                     return (start, count)
                 }
@@ -76,6 +65,22 @@ enum HeaderBlock {
 }
 
 extension String {
+    /// Copies the string's UTF-8 bytes to `start`, which has room for `utf8.count` of them; returns that count.
+    func copyUTF8(to start: UnsafeMutablePointer<UInt8>) -> Int {
+        let utf8 = self.utf8
+        let copied = utf8.withContiguousStorageIfAvailable { source -> Int in
+            if let base = source.baseAddress { start.update(from: base, count: source.count) }
+            return source.count
+        }
+        if let copied { return copied }
+        var count = 0
+        for byte in utf8 {
+            start[count] = byte
+            count += 1
+        }
+        return count
+    }
+
     /// Decodes UTF-8 bytes; invalid sequences become U+FFFD.
     init(bytes: UnsafePointer<UInt8>?, count: Int) {
         guard let bytes, count > 0 else {

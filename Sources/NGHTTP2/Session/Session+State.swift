@@ -16,11 +16,6 @@ extension Session {
         try NGHTTP2Error.check(nghttp2_session_consume_connection(handle, count))
     }
 
-    /// Credits `count` received bytes to the stream's window only.
-    public func consumeStream(streamID: Int32, count: Int) throws {
-        try NGHTTP2Error.check(nghttp2_session_consume_stream(handle, streamID, count))
-    }
-
     /// Sets this side's receive window of `streamID` (0: the connection) to `size` bytes, sending the
     /// WINDOW_UPDATE that grows it. Use it to open the connection window beyond 65,535 bytes, which SETTINGS cannot.
     public func setLocalWindowSize(streamID: Int32 = 0, _ size: Int32) throws {
@@ -137,11 +132,6 @@ extension Session {
     /// Sets the ID of the next locally-initiated stream (only upward; odd for a client, even for a server).
     public func setNextStreamID(_ streamID: Int32) throws {
         try NGHTTP2Error.check(nghttp2_session_set_next_stream_id(handle, streamID))
-    }
-
-    /// The HPACK dynamic table sizes, in bytes: the encoder's (what this side sends) and the decoder's.
-    public var headerTableSizes: (encoder: Int, decoder: Int) {
-        (nghttp2_session_get_hd_deflate_dynamic_table_size(handle), nghttp2_session_get_hd_inflate_dynamic_table_size(handle))
     }
 }
 

@@ -123,9 +123,9 @@ extension Session {
     /// Queues a PING with 8 bytes of opaque data ([RFC 9113 §6.7](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.7)).
     /// The peer's ACK arrives as a received ``Frame/Payload/ping(opaqueData:)`` frame with ``FrameFlags/ack``.
     public func submitPing(opaqueData: UInt64 = 0) throws {
-        var bytes = opaqueData.bigEndian
-        _ = try withUnsafeBytes(of: &bytes) { raw in
-            try NGHTTP2Error.check(nghttp2_submit_ping(handle, 0, raw.bindMemory(to: UInt8.self).baseAddress))
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8) { bytes in
+            for index in 0..<8 { bytes[index] = UInt8(truncatingIfNeeded: opaqueData >> (56 - 8 * index)) }
+            try NGHTTP2Error.check(nghttp2_submit_ping(handle, 0, bytes.baseAddress))
         }
     }
 
@@ -194,15 +194,20 @@ extension Session {
 
     /// Queues an ORIGIN frame ([RFC 8336 §2](https://www.rfc-editor.org/rfc/rfc8336.html#section-2)), server only.
     public func submitOrigin(_ origins: [String]) throws {
-        var storage = origins.map { Array($0.utf8) }
-        try storage.withUnsafeMutableBufferPointer { buffers in
-            var entries: [nghttp2_origin_entry] = []
-            for index in buffers.indices {
-                let count = buffers[index].count
-                let pointer = buffers[index].withUnsafeMutableBufferPointer { $0.baseAddress }
-                entries.append(nghttp2_origin_entry(origin: pointer, origin_len: count))
+        // The origins' bytes laid out one after another in one allocation, and the entries pointing into it, for the
+        // length of the call (libnghttp2 copies them).
+        let byteCount = origins.reduce(0) { $0 + $1.utf8.count }
+        try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(byteCount, 1)) { bytes in
+            try withUnsafeTemporaryAllocation(of: nghttp2_origin_entry.self, capacity: max(origins.count, 1)) { entries in
+                var offset = 0
+                for (index, origin) in origins.enumerated() {
+                    let start = bytes.baseAddress! + offset
+                    let count = origin.copyUTF8(to: start)
+                    entries.baseAddress!.advanced(by: index).initialize(to: nghttp2_origin_entry(origin: start, origin_len: count))
+                    offset += count
+                }
+                try NGHTTP2Error.check(nghttp2_submit_origin(handle, 0, entries.baseAddress, origins.count))
             }
-            try NGHTTP2Error.check(nghttp2_submit_origin(handle, 0, entries, entries.count))
         }
     }
 

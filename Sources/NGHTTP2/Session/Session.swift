@@ -97,6 +97,34 @@ public final class Session {
         nghttp2_session_del(handle)
     }
 
+    /// Runs `body` with the raw `nghttp2_session *` under this session, to call a libnghttp2 function that the
+    /// typed API does not cover (import `CNGHTTP2` for the C declarations).
+    ///
+    /// ```swift
+    /// @_spi(RawHandle) import NGHTTP2
+    /// import CNGHTTP2
+    ///
+    /// let peerLimit = session.withUnsafeRawSession { handle in
+    ///     nghttp2_session_get_remote_settings(handle, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+    /// }
+    /// ```
+    ///
+    /// An escape hatch, outside the typed API (hence `@_spi(RawHandle)`), and unsafe in the ways C is:
+    /// - The pointer is valid only during `body`: do not store it or let it escape.
+    /// - `body` must not call `nghttp2_session_mem_recv`, `nghttp2_session_mem_send`, `nghttp2_session_recv`,
+    ///   `nghttp2_session_send` or `nghttp2_session_del`, nor replace the session's user data: ``receive(_:)``
+    ///   and ``send(_:)`` drive the session, and this object owns and frees it.
+    /// - Frames submitted with C `submit` functions go out with the next ``send(_:)``; data providers and stream
+    ///   user data set through C are not known to this object (use the typed `submit…` methods for those).
+    /// - Like the session, use it from one thread at a time. Inside a callback it may be used for what a
+    ///   callback may do (submits, consume, reading state).
+    ///
+    /// - Returns: what `body` returns.
+    @_spi(RawHandle)
+    public func withUnsafeRawSession<R>(_ body: (OpaquePointer) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(handle) }
+    }
+
     /// Runs `body` with the session a libnghttp2 callback belongs to, without retaining it (the caller of
     /// `mem_recv` / `mem_send` keeps it alive): one retain and release fewer per callback.
     @inline(__always)

@@ -24,9 +24,6 @@ public struct LibraryVersion: Sendable, Hashable, CustomStringConvertible {
         nghttp2_version(Int32(major << 16 | minor << 8 | patch)) != nil
     }
 
-    /// The oldest libnghttp2 this package supports: 1.52.0 (Debian bookworm).
-    public static let minimumSupported = (major: 1, minor: 52, patch: 0)
-
     /// A readable form, for logs and error messages.
     public var description: String { "nghttp2/\(string)" }
 }
