@@ -10,7 +10,7 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 let base = arguments.first ?? "http://127.0.0.1:8080"
 var configuration = ClientSession.Configuration()
 if arguments.count > 1 {  // trust this CA (e.g. a test CA) instead of the system's
-    var tls = TLSConfiguration.makeClientConfiguration()
+    var tls = NGHTTP2TLSConfiguration.makeClientConfiguration()
     tls.trustRoots = .file(arguments[1])
     configuration.tls = tls
 }

@@ -1,4 +1,4 @@
-/// Request latencies for `h2 load`, in fixed memory: a log-linear histogram (16 buckets per power of two of
+/// ServerSession.Request latencies for `h2 load`, in fixed memory: a log-linear histogram (16 buckets per power of two of
 /// nanoseconds, so a percentile is within about 6% of the true value), plus the exact minimum and maximum.
 /// A million-request run keeps the same few kilobytes as a ten-request one.
 struct LatencyHistogram: Sendable {

@@ -120,7 +120,7 @@ struct RequestCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 
-    private func writeBody(of response: Response) async throws {
+    private func writeBody(of response: ClientSession.Response) async throws {
         if let output {
             // open(2), not FileManager.createFile: that writes a new file and renames it over the path, which
             // would replace a device such as /dev/null with a regular file.
@@ -158,7 +158,7 @@ struct RequestCommand: AsyncParsableCommand {
 struct Invocation {
     var url: String
     var request: HTTPRequest
-    var body: Body
+    var body: MessageBody
 
     static let methods: Set<String> = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
 
@@ -196,7 +196,7 @@ struct Invocation {
 
         var fields = HTTPFields()
         fields[.userAgent] = "h2/\(LibraryVersion.current.string)"
-        var body = Body.empty
+        var body = MessageBody.empty
         if let file = items.bodyFile {
             var status = stat()
             guard access(file, R_OK) == 0, stat(file, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
@@ -235,7 +235,7 @@ struct Invocation {
 extension Invocation {
     /// A body read from `path` a chunk at a time as the flow-control window opens, so that a file of any size is
     /// sent without holding it in memory.
-    static func streaming(_ path: String) -> Body {
+    static func streaming(_ path: String) -> MessageBody {
         .writer { writer in
             let descriptor = open(path, O_RDONLY)
             guard descriptor >= 0 else { throw Error.unreadable(path) }
@@ -312,9 +312,9 @@ struct ClientTLSOptions: ParsableArguments {
     }
 
     /// The TLS configuration for an `https://` URL; `nil` for `http://`.
-    func configuration(for url: String) throws -> TLSConfiguration? {
+    func configuration(for url: String) throws -> NGHTTP2TLSConfiguration? {
         guard url.lowercased().hasPrefix("https://") else { return nil }
-        var configuration = TLSConfiguration.makeClientConfiguration()
+        var configuration = NGHTTP2TLSConfiguration.makeClientConfiguration()
         if let cacert { configuration.trustRoots = .file(cacert) }
         if insecure { configuration.certificateVerification = .insecureNoVerification }
         if let cert, let key {

@@ -75,7 +75,7 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.maxConnections = maxConnections > 0 ? maxConnections : nil
         configuration.maxRequestsPerConnection = maxRequestsPerConnection > 0 ? maxRequestsPerConnection : nil
         if let tlsCert, let tlsKey {
-            var tls = TLSConfiguration.makeServerConfiguration(certificateChain: .file(tlsCert), privateKey: .file(tlsKey))
+            var tls = NGHTTP2TLSConfiguration.makeServerConfiguration(certificateChain: .file(tlsCert), privateKey: .file(tlsKey))
             if let clientCA {
                 tls.trustRoots = .file(clientCA)
                 tls.clientCertificateVerification = .required

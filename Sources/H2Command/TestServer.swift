@@ -21,7 +21,7 @@ import NIOCore
 struct TestServer: Sendable {
     let directory: String?
 
-    func handle(_ request: Request) async throws -> ServerResponse {
+    func handle(_ request: ServerSession.Request) async throws -> ServerSession.Response {
         let (path, query) = split(request.path)
         let segments = path.split(separator: "/").map(String.init)
         switch segments.first {
@@ -33,21 +33,21 @@ struct TestServer: Sendable {
             "anything":
             return try await json(describe(request, path: path, query: query, withBody: true))
         case "get", "post", "put", "patch", "delete":
-            return ServerResponse(status: .methodNotAllowed, headers: [.allow: segments[0].uppercased()])
+            return ServerSession.Response(status: .methodNotAllowed, headers: [.allow: segments[0].uppercased()])
         case "headers":
             return try await json(["headers": headerObject(request.headers)])
         case "status" where segments.count == 2:
-            guard let code = Int(segments[1]), (200...599).contains(code) else { return ServerResponse(status: .badRequest) }
-            return ServerResponse(status: HTTPResponse.Status(code: code))
+            guard let code = Int(segments[1]), (200...599).contains(code) else { return ServerSession.Response(status: .badRequest) }
+            return ServerSession.Response(status: HTTPResponse.Status(code: code))
         case "bytes" where segments.count == 2:
-            guard let count = Int(segments[1]), (0...(512 << 20)).contains(count) else { return ServerResponse(status: .badRequest) }
+            guard let count = Int(segments[1]), (0...(512 << 20)).contains(count) else { return ServerSession.Response(status: .badRequest) }
             let seed = UInt64(query["seed"] ?? "") ?? 1
-            return ServerResponse(headers: [.contentType: "application/octet-stream", .contentLength: "\(count)"], body: .bytes(Self.bytes(count, seed: seed)))
+            return ServerSession.Response(headers: [.contentType: "application/octet-stream", .contentLength: "\(count)"], body: .bytes(Self.bytes(count, seed: seed)))
         case "stream-bytes" where segments.count == 2:
-            guard let count = Int(segments[1]), count >= 0 else { return ServerResponse(status: .badRequest) }
+            guard let count = Int(segments[1]), count >= 0 else { return ServerSession.Response(status: .badRequest) }
             let chunkSize = max(1, Int(query["chunk_size"] ?? "") ?? 10 * 1024)
             let seed = UInt64(query["seed"] ?? "") ?? 1
-            return ServerResponse(headers: [.contentType: "application/octet-stream"], body: .writer { writer in
+            return ServerSession.Response(headers: [.contentType: "application/octet-stream"], body: .writer { writer in
                 let all = Self.bytes(count, seed: seed)
                 var offset = 0
                 while offset < count {
@@ -63,13 +63,13 @@ struct TestServer: Sendable {
         case "echo":
             var headers = HTTPFields()
             if let type = request.contentType { headers[.contentType] = type }
-            return ServerResponse(headers: headers, body: .stream(request.body))
+            return ServerSession.Response(headers: headers, body: .stream(request.body))
         case "discard" where segments.count == 1:
             var received = 0
             for try await chunk in request.body { received += chunk.readableBytes }
             return try await json(["bytes": received])
         case "trailers":
-            return ServerResponse(
+            return ServerSession.Response(
                 headers: [.contentType: "text/plain", HTTPField.Name("trailer")!: "x-checksum, x-served-by"],
                 body: .bytes(ByteBuffer(string: "a body, then trailers\n"), trailers: [HTTPField.Name("x-checksum")!: "d41d8cd9", HTTPField.Name("x-served-by")!: "h2"])
             )
@@ -78,41 +78,41 @@ struct TestServer: Sendable {
             object["gzipped"] = true
             var plain = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
             let compressed = try plain.compress(with: .gzip())
-            return ServerResponse(headers: [.contentType: "application/json", .contentEncoding: "gzip"], body: .bytes(compressed))
+            return ServerSession.Response(headers: [.contentType: "application/json", .contentEncoding: "gzip"], body: .bytes(compressed))
         default:
             return try await file(path, request: request)
         }
     }
 
-    private func file(_ path: String, request: Request) async throws -> ServerResponse {
-        guard let directory, request.method == .get || request.method == .head else { return ServerResponse(status: .notFound) }
+    private func file(_ path: String, request: ServerSession.Request) async throws -> ServerSession.Response {
+        guard let directory, request.method == .get || request.method == .head else { return ServerSession.Response(status: .notFound) }
         let decoded = path.removingPercentEncoding ?? path
-        guard !decoded.split(separator: "/").contains("..") else { return ServerResponse(status: .forbidden) }
+        guard !decoded.split(separator: "/").contains("..") else { return ServerSession.Response(status: .forbidden) }
         var fullPath = (directory as NSString).appendingPathComponent(decoded)
         var status = stat()
         if stat(fullPath, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
             fullPath = (fullPath as NSString).appendingPathComponent("index.html")
         }
         let descriptor = open(fullPath, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return ServerResponse(status: .notFound) }
+        guard descriptor >= 0 else { return ServerSession.Response(status: .notFound) }
         guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
             close(descriptor)
-            return ServerResponse(status: .notFound)
+            return ServerSession.Response(status: .notFound)
         }
         let size = Int(status.st_size)
         let headers: HTTPFields = [.contentType: Self.contentType(of: fullPath), .contentLength: "\(size)"]
         if request.method == .head {
             close(descriptor)
-            return ServerResponse(headers: headers)
+            return ServerSession.Response(headers: headers)
         }
         if size <= Self.wholeFileLimit {
             // A small file is read at once and sent as one buffer: no writer task.
             defer { close(descriptor) }
             var contents = ByteBuffer()
             guard try FileIO.read(descriptor, into: &contents, upTo: size) == size else { throw POSIXError(.EIO) }
-            return ServerResponse(headers: headers, body: .bytes(contents))
+            return ServerSession.Response(headers: headers, body: .bytes(contents))
         }
-        return ServerResponse(headers: headers, body: .writer { writer in
+        return ServerSession.Response(headers: headers, body: .writer { writer in
             defer { close(descriptor) }
             while true {
                 var chunk = ByteBuffer()
@@ -125,12 +125,12 @@ struct TestServer: Sendable {
     /// Files up to this size are answered from one read.
     static let wholeFileLimit = 64 << 10
 
-    private func json(_ object: [String: Any]) async throws -> ServerResponse {
+    private func json(_ object: [String: Any]) async throws -> ServerSession.Response {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return ServerResponse(headers: [.contentType: "application/json"], body: .bytes(ByteBuffer(bytes: data + Data("\n".utf8))))
+        return ServerSession.Response(headers: [.contentType: "application/json"], body: .bytes(ByteBuffer(bytes: data + Data("\n".utf8))))
     }
 
-    private func describe(_ request: Request, path: String, query: [String: String], withBody: Bool) async throws -> [String: Any] {
+    private func describe(_ request: ServerSession.Request, path: String, query: [String: String], withBody: Bool) async throws -> [String: Any] {
         var object: [String: Any] = [
             "method": request.method.rawValue,
             "path": path,

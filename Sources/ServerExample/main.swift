@@ -14,14 +14,14 @@ if arguments.count == 3 {
 let server = try await ServerSession.bind(host: "127.0.0.1", port: port, configuration: configuration) { request in
     switch request.path {
     case "/echo":
-        return ServerResponse(status: .ok, body: .stream(request.body))
+        return ServerSession.Response(status: .ok, body: .stream(request.body))
     case "/stream":
-        return ServerResponse(status: .ok, headers: [.contentType: "text/plain"], body: .writer { writer in
+        return ServerSession.Response(status: .ok, headers: [.contentType: "text/plain"], body: .writer { writer in
             for line in ["one\n", "two\n", "three\n"] { try await writer.write(line) }
             try await writer.finish(trailers: [HTTPField.Name("x-lines")!: "3"])
         })
     default:
-        return ServerResponse(status: .ok, headers: [.contentType: "text/plain"], body: .text("hello\n"))
+        return ServerSession.Response(status: .ok, headers: [.contentType: "text/plain"], body: .text("hello\n"))
     }
 }
 print("listening on \(configuration.tls == nil ? "http" : "https")://127.0.0.1:\(server.port)")

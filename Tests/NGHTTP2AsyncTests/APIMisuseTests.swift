@@ -8,7 +8,7 @@ import Testing
 @Suite struct APIMisuseTests {
     @Test("reading zero bytes throws invalidArgument, and the body can still be read")
     func readingZeroBytesThrows() async throws {
-        let server = try await ServerSession.bind(port: 0) { _ in ServerResponse(body: .text("body")) }
+        let server = try await ServerSession.bind(port: 0) { _ in ServerSession.Response(body: .text("body")) }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let response = try await client.get("/")
         for count in [0, -1] {
@@ -28,7 +28,7 @@ import Testing
     func aSecondConcurrentReadThrowsReaderBusy() async throws {
         let gate = Gate()
         let server = try await ServerSession.bind(port: 0) { _ in
-            ServerResponse(body: .writer { writer in
+            ServerSession.Response(body: .writer { writer in
                 await gate.wait()
                 try await writer.write("late")
                 try await writer.finish()
@@ -72,7 +72,7 @@ import Testing
             } catch let error as HTTP2Error {
                 thrown.withLock { $0 = error }
             }
-            return ServerResponse(status: .accepted, body: .text("final"))
+            return ServerSession.Response(status: .accepted, body: .text("final"))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let response = try await client.get("/")

@@ -22,7 +22,7 @@ struct BadInputSocketTests {
     static func startServer(seen: Seen = Seen()) async throws -> ServerSession {
         try await ServerSession.bind(host: "127.0.0.1", port: 0) { request in
             if let big = request.headers[HTTPField.Name("x-big")!] { seen.add(big.utf8.count) }
-            return ServerResponse(status: .ok, headers: [.contentType: "text/plain"], body: .text("ok \(request.path)"))
+            return ServerSession.Response(status: .ok, headers: [.contentType: "text/plain"], body: .text("ok \(request.path)"))
         }
     }
 

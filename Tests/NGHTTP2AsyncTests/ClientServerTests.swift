@@ -9,9 +9,9 @@ import NGHTTP2
     @Test func getAndEcho() async throws {
         let server = try await ServerSession.bind(port: 0) { request in
             if request.path == "/echo" {
-                return ServerResponse(status: .ok, body: .stream(request.body))
+                return ServerSession.Response(status: .ok, body: .stream(request.body))
             }
-            return ServerResponse(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .text("hello \(request.path)"))
+            return ServerSession.Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: .text("hello \(request.path)"))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let response = try await client.get("/x")
@@ -33,10 +33,10 @@ import NGHTTP2
             let again = try await request.body.read()
             let summary = "\(request.path) \(body.readableBytes) \(again == nil) \(request.body.isFinished) \(request.trailers == nil)"
             switch request.path {
-            case "/large": return ServerResponse(body: .bytes(large))
-            case "/trailers": return ServerResponse(body: .text(summary, trailers: [HTTPField.Name("x-end")!: "yes"]))
-            case "/empty": return ServerResponse(body: .bytes(ByteBuffer()))
-            default: return ServerResponse(body: .text(summary))
+            case "/large": return ServerSession.Response(body: .bytes(large))
+            case "/trailers": return ServerSession.Response(body: .text(summary, trailers: [HTTPField.Name("x-end")!: "yes"]))
+            case "/empty": return ServerSession.Response(body: .bytes(ByteBuffer()))
+            default: return ServerSession.Response(body: .text(summary))
             }
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")

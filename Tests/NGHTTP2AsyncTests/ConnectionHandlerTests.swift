@@ -66,7 +66,7 @@ import NGHTTP2
         configure(&configuration)
         let delegate = RecordingDelegate(admits: admits)
         let handler = try ConnectionHandler(
-            role: .server(handler: { request in ServerResponse(body: .text(request.path)) }),
+            role: .server(handler: { request in ServerSession.Response(body: .text(request.path)) }),
             configuration: configuration.connectionConfiguration,
             delegate: delegate
         )

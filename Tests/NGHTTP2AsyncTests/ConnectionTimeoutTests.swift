@@ -23,7 +23,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
     @Test func connectionsThatNeverSendThePrefaceAreClosedWhileAWellBehavedClientIsServed() async throws {
         var configuration = ServerSession.Configuration()
         configuration.prefaceTimeout = .seconds(1)
-        let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerResponse(body: .text("ok")) }
+        let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerSession.Response(body: .text("ok")) }
         var silent: [RawConnection] = []
         for _ in 0..<5 { silent.append(try await RawConnection.connect(port: server.port)) }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
@@ -41,7 +41,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
     @Test func aConnectionWithoutStreamsGetsGoAwayNoErrorAfterTheIdleTimeoutAndIsClosed() async throws {
         var configuration = ServerSession.Configuration()
         configuration.idleTimeout = .seconds(1)
-        let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerResponse(body: .text("ok")) }
+        let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerSession.Response(body: .text("ok")) }
         let idle = try await RawConnection.connect(port: server.port)
         try await idle.send(clientPreface)
         // A client of ours that made a request and then stays quiet is closed the same way.
@@ -58,7 +58,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
     @Test func aHeaderBlockLeftOpenClosesTheConnectionNamingTheLastCompleteRequest() async throws {
         var configuration = ServerSession.Configuration()
         configuration.headerTimeout = .seconds(1)
-        let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerResponse(body: .text("ok")) }
+        let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerSession.Response(body: .text("ok")) }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let stalled = try await RawConnection.connect(port: server.port)
         try await stalled.send(clientPreface + rawGet(streamID: 1) + rawGet(streamID: 3, endHeaders: false))
@@ -75,7 +75,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
     @Test func aServerAtItsConnectionLimitRefusesOneMoreCleanlyAndKeepsServingTheOthers() async throws {
         var configuration = ServerSession.Configuration()
         configuration.maxConnections = 2
-        let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerResponse(body: .text("ok")) }
+        let server = try await ServerSession.bind(port: 0, configuration: configuration) { _ in ServerSession.Response(body: .text("ok")) }
         let a = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let b = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         #expect(try await a.get("/").text() == "ok")
@@ -109,7 +109,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
         configuration.maxRequestsPerConnection = 5
         let server = try await ServerSession.bind(port: 0, configuration: configuration) { request in
             try await Task.sleep(for: .milliseconds(20))
-            return ServerResponse(body: .text(request.path))
+            return ServerSession.Response(body: .text(request.path))
         }
         // The test's client loop: batches of 4 concurrent requests; a request the server did not process goes to a new
         // connection.
@@ -154,7 +154,7 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
         configuration.maxConnectionAge = .seconds(1)
         let server = try await ServerSession.bind(port: 0, configuration: configuration) { request in
             if request.path == "/slow" { try await Task.sleep(for: .seconds(2)) }
-            return ServerResponse(body: .text(request.path))
+            return ServerSession.Response(body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let slow = Task { try await client.get("/slow").text() }

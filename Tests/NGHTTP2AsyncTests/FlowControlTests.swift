@@ -11,9 +11,9 @@ import NGHTTP2
     func bigServer(_ configuration: ServerSession.Configuration = .init()) async throws -> ServerSession {
         try await ServerSession.bind(port: 0, configuration: configuration) { request in
             guard request.path.hasPrefix("/big/"), let size = Int(request.path.dropFirst(5)) else {
-                return ServerResponse(status: .notFound)
+                return ServerSession.Response(status: .notFound)
             }
-            return ServerResponse(status: .ok, body: .writer { writer in
+            return ServerSession.Response(status: .ok, body: .writer { writer in
                 let chunk = ByteBuffer(bytes: payload(64 << 10))
                 var sent = 0
                 while sent < size {
@@ -65,7 +65,7 @@ import NGHTTP2
                 count += chunk.readableBytes
                 maxBuffered.max(request.body.bufferedByteCount)
             }
-            return ServerResponse(status: .ok, body: .text("\(count)"))
+            return ServerSession.Response(status: .ok, body: .text("\(count)"))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let produced = ManagedCounter()
@@ -128,7 +128,7 @@ import NGHTTP2
             peak.max(concurrent.add(1))
             try await Task.sleep(for: .milliseconds(5))
             concurrent.add(-1)
-            return ServerResponse(status: .ok, body: .text(request.path))
+            return ServerSession.Response(status: .ok, body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         _ = try await client.get("/warm-up").text()  // the server's SETTINGS have arrived

@@ -112,7 +112,7 @@ import NGHTTP2Async
         // A stream the server resets mid-body.
         struct Boom: Error {}
         let server = try await ServerSession.bind(port: 0) { _ in
-            ServerResponse(body: .writer { writer in
+            ServerSession.Response(body: .writer { writer in
                 try await writer.write("partial")
                 throw Boom()
             })

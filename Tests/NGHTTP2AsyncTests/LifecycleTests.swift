@@ -15,7 +15,7 @@ import NGHTTP2
         let server = try await ServerSession.bind(port: 0) { request in
             started.add(1)
             await release.wait()
-            return ServerResponse(status: .ok, body: .text(request.path))
+            return ServerSession.Response(status: .ok, body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let inFlight = Task {
@@ -55,7 +55,7 @@ import NGHTTP2
                     throw error
                 }
             }
-            return ServerResponse(status: .ok, body: .text("fast"))
+            return ServerSession.Response(status: .ok, body: .text("fast"))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let slow = Task { try await client.get("/slow") }
@@ -77,11 +77,11 @@ import NGHTTP2
             switch request.path {
             case "/throw": throw Failure()
             case "/throw-mid-body":
-                return ServerResponse(status: .ok, body: .writer { writer in
+                return ServerSession.Response(status: .ok, body: .writer { writer in
                     try await writer.write("partial")
                     throw Failure()
                 })
-            default: return ServerResponse(status: .ok, body: .text("fine"))
+            default: return ServerSession.Response(status: .ok, body: .text("fine"))
             }
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
@@ -101,7 +101,7 @@ import NGHTTP2
             try request.sendInformational(HTTPResponse(status: .earlyHints, headerFields: [HTTPField.Name("link")!: "</a.css>; rel=preload"]))
             let body = try await request.bytes()
             let checksum = request.trailers?[HTTPField.Name("x-checksum")!] ?? "none"
-            return ServerResponse(
+            return ServerSession.Response(
                 status: .ok,
                 body: .bytes(body, trailers: [HTTPField.Name("x-request-checksum")!: checksum, HTTPField.Name("grpc-status")!: "0"])
             )
@@ -119,7 +119,7 @@ import NGHTTP2
     }
 
     @Test func theServerMayAnswerBeforeReadingTheRequestBody() async throws {
-        let server = try await ServerSession.bind(port: 0) { _ in ServerResponse(status: .accepted, body: .text("early")) }
+        let server = try await ServerSession.bind(port: 0) { _ in ServerSession.Response(status: .accepted, body: .text("early")) }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let response = try await client.post("/", body: .bytes(payload(4 << 20)))
         #expect(response.status == .accepted)
@@ -130,7 +130,7 @@ import NGHTTP2
     }
 
     @Test func pingMeasuresTheRoundTrip() async throws {
-        let server = try await ServerSession.bind(port: 0) { _ in ServerResponse() }
+        let server = try await ServerSession.bind(port: 0) { _ in ServerSession.Response() }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         let rtt = try await client.ping()
         #expect(rtt > .zero && rtt < .seconds(5))
@@ -140,8 +140,8 @@ import NGHTTP2
 
     @Test func oneShotGetAndPost() async throws {
         let server = try await ServerSession.bind(port: 0) { request in
-            if request.method == .post { return ServerResponse(body: .bytes(try await request.bytes())) }
-            return ServerResponse(headers: [.contentType: "application/json"], body: .text(#"{"path":"\#(request.path)"}"#))
+            if request.method == .post { return ServerSession.Response(body: .bytes(try await request.bytes())) }
+            return ServerSession.Response(headers: [.contentType: "application/json"], body: .text(#"{"path":"\#(request.path)"}"#))
         }
         struct Reply: Decodable { let path: String }
         let response = try await HTTP2.get("http://127.0.0.1:\(server.port)/get?x=1")
@@ -155,7 +155,7 @@ import NGHTTP2
     }
 
     @Test func noPerStreamStateSurvivesManySequentialRequests() async throws {
-        let server = try await ServerSession.bind(port: 0) { _ in ServerResponse(body: .text("ok")) }
+        let server = try await ServerSession.bind(port: 0) { _ in ServerSession.Response(body: .text("ok")) }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         for _ in 0..<100_000 {
             let response = try await client.get("/")
@@ -180,7 +180,7 @@ final class WeakBox: @unchecked Sendable {
 /// Connection handlers (and the libnghttp2 session each owns) are freed when their connection closes, on both sides.
 @Suite struct ConnectionLeakTests {
     @Test func handlersAreFreedAfterTheirConnectionsClose() async throws {
-        let server = try await ServerSession.bind(port: 0) { _ in ServerResponse(status: .ok, body: .text("hi")) }
+        let server = try await ServerSession.bind(port: 0) { _ in ServerSession.Response(status: .ok, body: .text("hi")) }
         var clientHandlers: [WeakBox] = []
         var serverHandlers: [WeakBox] = []
         for _ in 0..<3 {
@@ -213,7 +213,7 @@ final class WeakBox: @unchecked Sendable {
     @Test func aShutdownStartedBeforeTheFirstSuspensionStillAnswers() async throws {
         let server = try await ServerSession.bind(port: 0) { request in
             if request.path == "/last" { request.connection.execute { $0.beginGracefulShutdown() } }
-            return ServerResponse(status: .ok, body: .text(request.path))
+            return ServerSession.Response(status: .ok, body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
         #expect(try await client.get("/first").text() == "/first")

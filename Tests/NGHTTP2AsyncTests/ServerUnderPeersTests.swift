@@ -9,7 +9,7 @@ import HTTPTypes
 struct ServerUnderPeersTests {
     /// `/get`: a small JSON description of the request; `/echo`: the request body streamed back; `/headers`: the
     /// `x-custom` request header sent back as `x-custom-echo`; `/text`: ``longText`` with a trailer; anything else: 404.
-    static func handler(_ request: Request) async throws -> ServerResponse {
+    static func handler(_ request: ServerSession.Request) async throws -> ServerSession.Response {
         let path = request.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.path
         switch path {
         case "/get":
@@ -19,19 +19,19 @@ struct ServerUnderPeersTests {
                 "\"authority\":\"\(jsonEscaped(request.authority ?? ""))\"",
                 "\"user-agent\":\"\(jsonEscaped(request.headers[.userAgent] ?? ""))\"",
             ].joined(separator: ",")
-            return ServerResponse(status: .ok, headers: [.contentType: "application/json"], body: .text("{\(description)}\n"))
+            return ServerSession.Response(status: .ok, headers: [.contentType: "application/json"], body: .text("{\(description)}\n"))
         case "/echo":
-            return ServerResponse(status: .ok, headers: [.contentType: "application/octet-stream"], body: .stream(request.body))
+            return ServerSession.Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .stream(request.body))
         case "/text":
-            return ServerResponse(status: .ok, body: .text(Self.longText, trailers: [HTTPField.Name("x-end")!: "yes"]))
+            return ServerSession.Response(status: .ok, body: .text(Self.longText, trailers: [HTTPField.Name("x-end")!: "yes"]))
         case "/headers":
             var headers: HTTPFields = [.contentType: "text/plain"]
             if let value = request.headers[HTTPField.Name("x-custom")!] {
                 headers[HTTPField.Name("x-custom-echo")!] = value
             }
-            return ServerResponse(status: .ok, headers: headers, body: .text("headers\n"))
+            return ServerSession.Response(status: .ok, headers: headers, body: .text("headers\n"))
         default:
-            return ServerResponse(status: .notFound, body: .text("not found\n"))
+            return ServerSession.Response(status: .notFound, body: .text("not found\n"))
         }
     }
 

@@ -101,7 +101,7 @@ struct TLSHandlerTests {
     /// The server picks its certificate by SNI from `certificatesByServerName`.
     @Test func serverChoosesCertificateBySNI() async throws {
         let certificates = try await TestCertificates.shared()
-        var serverConfiguration = TLSConfiguration.makeServerConfiguration(
+        var serverConfiguration = NGHTTP2TLSConfiguration.makeServerConfiguration(
             certificateChain: .file(certificates.wrongHostCertificate), privateKey: .file(certificates.wrongHostKey))
         serverConfiguration.certificatesByServerName = [
             "LOCALHOST": .init(certificateChain: .file(certificates.leafCertificate), privateKey: .file(certificates.leafKey))
@@ -246,7 +246,7 @@ struct TLSHandlerTests {
     /// error and OpenSSL's reason, the channel closes, and the server sees the handshake fail.
     @Test func verificationFailures() async throws {
         let certificates = try await TestCertificates.shared()
-        let cases: [(name: String, server: TLSConfiguration, client: TLSConfiguration, reason: String)] = [
+        let cases: [(name: String, server: NGHTTP2TLSConfiguration, client: NGHTTP2TLSConfiguration, reason: String)] = [
             (
                 "wrong host",
                 .makeServerConfiguration(
@@ -285,7 +285,7 @@ struct TLSHandlerTests {
                 certificateChain: .file(certificates.wrongHostCertificate), privateKey: .file(certificates.wrongHostKey)))
         defer { server.stop() }
 
-        var insecure = TLSConfiguration.makeClientConfiguration()
+        var insecure = NGHTTP2TLSConfiguration.makeClientConfiguration()
         insecure.certificateVerification = .insecureNoVerification
         let first = try await TLSTestClient.connect(port: server.port, configuration: insecure)
         defer { first.close() }
@@ -298,7 +298,7 @@ struct TLSHandlerTests {
         defer { second.close() }
         #expect(try await second.observations.handshake().negotiatedProtocol == "h2")
 
-        var untrusted = TLSConfiguration.makeClientConfiguration()
+        var untrusted = NGHTTP2TLSConfiguration.makeClientConfiguration()
         untrusted.certificateVerification = .noHostnameVerification
         let third = try await TLSTestClient.connect(port: server.port, configuration: untrusted)
         defer { third.close() }
@@ -435,7 +435,7 @@ struct TLSHandlerTests {
             #expect(error == .invalidCertificate(source: "PEM bytes", reason: "no start line (Expecting: TRUSTED CERTIFICATE)"), "\(error)")
         }
         do {
-            var configuration = TLSConfiguration.makeClientConfiguration()
+            var configuration = NGHTTP2TLSConfiguration.makeClientConfiguration()
             configuration.trustRoots = .file(missing)
             _ = try TLSContext(configuration: configuration)
             Issue.record("missing trust roots were accepted")
@@ -445,7 +445,7 @@ struct TLSHandlerTests {
             #expect(reason.contains("No such file or directory"), "\(reason)")
         }
         do {
-            var configuration = TLSConfiguration.makeClientConfiguration()
+            var configuration = NGHTTP2TLSConfiguration.makeClientConfiguration()
             configuration.applicationProtocols = [""]
             _ = try TLSContext(configuration: configuration)
             Issue.record("an empty ALPN name was accepted")
@@ -453,7 +453,7 @@ struct TLSHandlerTests {
             guard error.code == .invalidConfiguration else { throw error }
         }
         do {
-            var configuration = TLSConfiguration.makeClientConfiguration()
+            var configuration = NGHTTP2TLSConfiguration.makeClientConfiguration()
             configuration.cipherList = "NO-SUCH-CIPHER"
             _ = try TLSContext(configuration: configuration)
             Issue.record("a bad cipher list was accepted")
@@ -464,7 +464,7 @@ struct TLSHandlerTests {
             _ = try TLSHandler(context: TLSContext(configuration: .makeClientConfiguration()), role: .client, serverHostname: nil)
         }
         #expect(throws: TLSError.invalidConfiguration(reason: "a server needs a certificate chain and private key")) {
-            _ = try TLSHandler(context: TLSContext(configuration: TLSConfiguration()), role: .server)
+            _ = try TLSHandler(context: TLSContext(configuration: NGHTTP2TLSConfiguration()), role: .server)
         }
 
         // A server and client built entirely from PEM bytes.
@@ -474,7 +474,7 @@ struct TLSHandlerTests {
                 certificateChain: .pemBytes(try bytes(certificates.leafCertificate)),
                 privateKey: .pemBytes(try bytes(certificates.leafKey))))
         defer { server.stop() }
-        var client = TLSConfiguration.makeClientConfiguration()
+        var client = NGHTTP2TLSConfiguration.makeClientConfiguration()
         client.trustRoots = .pemBytes(try bytes(certificates.caCertificate))
         let connection = try await TLSTestClient.connect(port: server.port, configuration: client)
         defer { connection.close() }
@@ -486,13 +486,13 @@ struct TLSHandlerTests {
 
 extension TestCertificates {
     /// The localhost leaf, ALPN h2.
-    fileprivate func serverConfiguration() -> TLSConfiguration {
+    fileprivate func serverConfiguration() -> NGHTTP2TLSConfiguration {
         .makeServerConfiguration(certificateChain: .file(leafCertificate), privateKey: .file(leafKey))
     }
 
     /// Trusts the test CA only; full verification.
-    fileprivate func clientConfiguration() -> TLSConfiguration {
-        var configuration = TLSConfiguration.makeClientConfiguration()
+    fileprivate func clientConfiguration() -> NGHTTP2TLSConfiguration {
+        var configuration = NGHTTP2TLSConfiguration.makeClientConfiguration()
         configuration.trustRoots = .file(caCertificate)
         return configuration
     }
@@ -688,7 +688,7 @@ private final class TLSTestServer: Sendable {
     var allErrors: [TLSError] { connections.flatMap(\.errors) }
 
     static func start(
-        _ configuration: TLSConfiguration, requireH2: Bool = true, handshakeTimeout: Duration = .seconds(10)
+        _ configuration: NGHTTP2TLSConfiguration, requireH2: Bool = true, handshakeTimeout: Duration = .seconds(10)
     ) async throws -> TLSTestServer {
         let context = try TLSContext(configuration: configuration)
         let log = TLSTestConnectionLog()
@@ -735,7 +735,7 @@ private final class TLSTestClient: Sendable {
 
     static func connect(
         port: Int,
-        configuration: TLSConfiguration,
+        configuration: NGHTTP2TLSConfiguration,
         serverHostname: String? = "localhost",
         requireH2: Bool = true,
         writeOnActive: [[UInt8]] = [],

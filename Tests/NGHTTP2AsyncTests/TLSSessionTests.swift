@@ -279,7 +279,7 @@ struct TLSSessionTests {
 
         // Without a certificate: the request right after connecting, and 200 ms later (by then, with TLS 1.3, the
         // server's "certificate required" alert has arrived and the connection is gone).
-        for (maximum, delay) in [(TLSConfiguration.TLSVersion.tlsv13, Duration.zero), (.tlsv13, .milliseconds(200)), (.tlsv12, .zero)] {
+        for (maximum, delay) in [(NGHTTP2TLSConfiguration.TLSVersion.tlsv13, Duration.zero), (.tlsv13, .milliseconds(200)), (.tlsv12, .zero)] {
             var configuration = certificates.trustingClient()
             configuration.tls?.maximumTLSVersion = maximum
             let outcome = await requestOutcome(url: "https://localhost:\(port)/nocert", configuration: configuration, delayBeforeRequest: delay)
@@ -364,9 +364,9 @@ struct TLSSessionTests {
         ) { request in
             switch request.path {
             case "/echo":
-                return ServerResponse(status: .ok, headers: [.contentType: "application/octet-stream"], body: .stream(request.body))
+                return ServerSession.Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .stream(request.body))
             case "/download":
-                return ServerResponse(
+                return ServerSession.Response(
                     status: .ok, headers: [.contentLength: "\(total)"],
                     body: .writer { writer in
                         for chunk in chunks {
@@ -377,7 +377,7 @@ struct TLSSessionTests {
                         }
                     })
             default:
-                return ServerResponse(status: .notFound)
+                return ServerSession.Response(status: .notFound)
             }
         }
         let client = try await ClientSession.connect(to: "https://127.0.0.1:\(server.port)", configuration: certificates.trustingClient())
@@ -537,7 +537,7 @@ struct TLSSessionTests {
     // MARK: - Helpers
 
     /// `/get`: JSON with scheme, path and authority; `/echo`: the body back; anything else: "ok PATH".
-    static func handler(_ request: Request) async throws -> ServerResponse {
+    static func handler(_ request: ServerSession.Request) async throws -> ServerSession.Response {
         switch request.path {
         case "/get":
             let json = [
@@ -545,18 +545,18 @@ struct TLSSessionTests {
                 "\"path\":\"\(request.path)\"",
                 "\"authority\":\"\(request.authority ?? "")\"",
             ].joined(separator: ",")
-            return ServerResponse(status: .ok, headers: [.contentType: "application/json"], body: .text("{\(json)}\n"))
+            return ServerSession.Response(status: .ok, headers: [.contentType: "application/json"], body: .text("{\(json)}\n"))
         case "/echo":
-            return ServerResponse(status: .ok, body: .stream(request.body))
+            return ServerSession.Response(status: .ok, body: .stream(request.body))
         default:
-            return ServerResponse(status: .ok, headers: [.contentType: "text/plain"], body: .text("ok \(request.path)"))
+            return ServerSession.Response(status: .ok, headers: [.contentType: "text/plain"], body: .text("ok \(request.path)"))
         }
     }
 
     /// Our TLS server with the localhost leaf and ``handler(_:)``.
     static func startServer(
         _ certificates: TestCertificates,
-        tls: (inout TLSConfiguration) -> Void = { _ in },
+        tls: (inout NGHTTP2TLSConfiguration) -> Void = { _ in },
         configure: (inout ServerSession.Configuration) -> Void = { _ in }
     ) async throws -> ServerSession {
         var configuration = certificates.tlsServer()
@@ -572,7 +572,7 @@ extension TestCertificates {
     /// A client configuration trusting only the test CA (full verification), optionally presenting the client
     /// certificate.
     fileprivate func trustingClient(presentingCertificate: Bool = false) -> ClientSession.Configuration {
-        var tls = TLSConfiguration.makeClientConfiguration()
+        var tls = NGHTTP2TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .file(caCertificate)
         if presentingCertificate {
             tls.certificateChain = .file(clientCertificate)

@@ -114,11 +114,11 @@ public final class ClientSession: Sendable {
     ///
     /// - Parameters:
     ///   - request: the head; `scheme` and `authority` default to the session's when `nil`.
-    ///   - body: the body (``Body/empty`` by default).
-    /// - Returns: the response; read or drop its ``Response/body``.
+    ///   - body: the body (``MessageBody/empty`` by default).
+    /// - Returns: the response; read or drop its ``ClientSession/Response/body``.
     /// - Throws: ``HTTP2Error`` (e.g. ``HTTP2Error/notProcessed(streamID:)``, ``HTTP2Error/streamReset(streamID:errorCode:byPeer:)``),
     ///   or `CancellationError` when the task was cancelled (the stream is then reset with CANCEL).
-    public func execute(_ request: HTTPRequest, body: Body = .empty) async throws -> Response {
+    public func execute(_ request: HTTPRequest, body: MessageBody = .empty) async throws -> ClientSession.Response {
         var request = request
         if request.scheme == nil { request.scheme = scheme }
         if request.authority == nil { request.authority = authority }
@@ -163,33 +163,33 @@ public final class ClientSession: Sendable {
     }
 
     /// Sends a request to `path` (or to a full URL on this server) and waits for its response head.
-    public func request(_ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], body: Body = .empty) async throws -> Response {
+    public func request(_ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
         let target = path.hasPrefix("/") ? path : try Target(path).pathAndQuery
         return try await execute(HTTPRequest(method: method, scheme: scheme, authority: authority, path: target, headerFields: headers), body: body)
     }
 
     /// GET `path`.
-    public func get(_ path: String, headers: HTTPFields = [:]) async throws -> Response {
+    public func get(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
         try await request(.get, path, headers: headers)
     }
 
     /// HEAD `path`.
-    public func head(_ path: String, headers: HTTPFields = [:]) async throws -> Response {
+    public func head(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
         try await request(.head, path, headers: headers)
     }
 
     /// POST `body` to `path`.
-    public func post(_ path: String, headers: HTTPFields = [:], body: Body = .empty) async throws -> Response {
+    public func post(_ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
         try await request(.post, path, headers: headers, body: body)
     }
 
     /// PUT `body` to `path`.
-    public func put(_ path: String, headers: HTTPFields = [:], body: Body = .empty) async throws -> Response {
+    public func put(_ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
         try await request(.put, path, headers: headers, body: body)
     }
 
     /// DELETE `path`.
-    public func delete(_ path: String, headers: HTTPFields = [:]) async throws -> Response {
+    public func delete(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
         try await request(.delete, path, headers: headers)
     }
 
@@ -247,10 +247,10 @@ extension ClientSession {
         /// Closes the connection (GOAWAY NO_ERROR) once no request has been open for this long. Default `nil`
         /// (never: a ``ClientSession`` is the application's to close).
         public var idleTimeout: Duration?
-        /// TLS: set for `https://` (the default then is ``TLSConfiguration/makeClientConfiguration()``: system trust
+        /// TLS: set for `https://` (the default then is ``NGHTTP2TLSConfiguration/makeClientConfiguration()``: system trust
         /// roots, host-name verification, ALPN `h2`). Set it to trust a private CA, present a client certificate,
         /// or (explicitly, insecurely) skip verification.
-        public var tls: TLSConfiguration?
+        public var tls: NGHTTP2TLSConfiguration?
         /// A streaming request body's writer waits while more than this many bytes are queued.
         public var bodyHighWatermark = 256 << 10
         /// Where connection events (debug) and frames (trace) are logged.

@@ -16,9 +16,9 @@ public enum HTTP2 {
         _ method: HTTPRequest.Method,
         _ url: String,
         headers: HTTPFields = [:],
-        body: Body = .empty,
+        body: MessageBody = .empty,
         configuration: ClientSession.Configuration = ClientSession.Configuration()
-    ) async throws -> Response {
+    ) async throws -> ClientSession.Response {
         let target = try Target(url)
         let client = try await ClientSession.connect(to: url, configuration: configuration)
         do {
@@ -32,12 +32,12 @@ public enum HTTP2 {
     }
 
     /// GET `url` on a new connection.
-    public static func get(_ url: String, headers: HTTPFields = [:]) async throws -> Response {
+    public static func get(_ url: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
         try await request(.get, url, headers: headers)
     }
 
     /// POST `body` to `url` on a new connection.
-    public static func post(_ url: String, headers: HTTPFields = [:], body: Body) async throws -> Response {
+    public static func post(_ url: String, headers: HTTPFields = [:], body: MessageBody) async throws -> ClientSession.Response {
         try await request(.post, url, headers: headers, body: body)
     }
 }

@@ -6,7 +6,7 @@ import Synchronization
 /// A request on its way to the event loop: its converted field block, its body, and who waits for the response.
 struct PendingRequest: Sendable {
     let fields: [HeaderField]
-    let body: Body
+    let body: MessageBody
     let cancellation: RequestCancellation
     let continuation: FastContinuation<ReceivedResponse, any Error>
     /// For a streaming body: gets the body's writer once the request is submitted (the caller's task runs the

@@ -32,7 +32,7 @@ extension ConnectionHandler {
         // The request is built right into the task's context: one copy fewer of its many strings.
         let remoteAddress = self.remoteAddress ?? context?.channel.remoteAddress
         stream.handlerTask = Task.immediate(executorPreference: executor) { [
-            request = Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, connection: reference)
+            request = ServerSession.Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, connection: reference)
         ] in
             await respond(to: request, with: handler)
         }
@@ -44,10 +44,10 @@ extension ConnectionHandler {
 /// Only the common path (a whole body) is written out here: the streaming body and the failures are in functions of
 /// their own, so that this function's async frame stays small enough for the task's first allocator slab (every
 /// request saved a malloc and a free of a slab).
-private func respond(to request: Request, with handler: ServerSession.Handler) async {
+private func respond(to request: ServerSession.Request, with handler: ServerSession.Handler) async {
     let streamID = request.streamID
     let connection = request.connection
-    let response: ServerResponse
+    let response: ServerSession.Response
     do {
         response = try await handler(request)
     } catch {
@@ -128,7 +128,7 @@ extension ConnectionHandler {
     }
 
     /// Answers with a head and a body given whole (or none).
-    func submitResponse(streamID: Int32, _ response: ServerResponse) {
+    func submitResponse(streamID: Int32, _ response: ServerSession.Response) {
         guard let stream = streams[streamID], !stream.responseSubmitted else { return }
         submit(stream, response.head, body: stream.wholeBodyProvider(for: response.body))
     }
@@ -176,7 +176,7 @@ extension ConnectionHandler {
         } else if stream.responseSubmitted {
             resetStream(streamID, errorCode: .internalError, failing: error)
         } else {
-            submitResponse(streamID: streamID, ServerResponse(status: .internalServerError, headers: [.contentLength: "0"]))
+            submitResponse(streamID: streamID, ServerSession.Response(status: .internalServerError, headers: [.contentLength: "0"]))
         }
     }
 }

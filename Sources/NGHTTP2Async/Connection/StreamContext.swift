@@ -43,7 +43,7 @@ enum WholeBody {
 extension StreamContext: DataSource {
     /// Makes this stream the source of `body` when it is given whole (bytes or text): the returned provider sends
     /// it, then its trailers. `nil` for no body (and for a writer's, which an ``OutboundBody`` carries).
-    func wholeBodyProvider(for body: Body) -> DataProvider? {
+    func wholeBodyProvider(for body: MessageBody) -> DataProvider? {
         switch body.storage {
         case .empty, .writer: return nil
         case .bytes(let bytes, let trailers): wholeBody = .bytes(bytes); wholeBodyTrailers = trailers

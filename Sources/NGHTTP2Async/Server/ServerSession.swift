@@ -9,7 +9,7 @@ public import Logging
 /// ```swift
 /// let server = try await ServerSession.bind(host: "127.0.0.1", port: 8080) { request in
 ///     let body = try await request.body.collect(upTo: 1 << 20)
-///     return ServerResponse(status: .ok, headers: [.contentType: "text/plain"], body: .bytes(body))
+///     return ServerSession.Response(status: .ok, headers: [.contentType: "text/plain"], body: .bytes(body))
 /// }
 /// try await server.run()   // until closed; cancelling run() shuts down gracefully
 /// ```
@@ -19,7 +19,7 @@ public import Logging
 /// else. A handler's task is cancelled when its stream is reset or its connection goes away.
 public final class ServerSession: Sendable {
     /// Answers one request.
-    public typealias Handler = @Sendable (Request) async throws -> ServerResponse
+    public typealias Handler = @Sendable (ServerSession.Request) async throws -> ServerSession.Response
 
     let channel: any Channel
     let connections: ServerConnections
@@ -120,9 +120,9 @@ extension ServerSession {
         public var additionalSettings: [Setting] = []
         /// libnghttp2 tuning (``Session/Options/noAutoWindowUpdate`` is always on: reading credits the windows).
         public var options = Session.Options()
-        /// TLS: the certificate and key to serve (``TLSConfiguration/makeServerConfiguration(certificateChain:privateKey:)``),
+        /// TLS: the certificate and key to serve (``NGHTTP2TLSConfiguration/makeServerConfiguration(certificateChain:privateKey:)``),
         /// and optionally client-certificate verification. `nil` serves cleartext HTTP/2 (h2c, prior knowledge).
-        public var tls: TLSConfiguration?
+        public var tls: NGHTTP2TLSConfiguration?
         /// How long a client may take to finish the TLS handshake. Default 10 seconds.
         public var handshakeTimeout: Duration = .seconds(10)
         /// How long a graceful close waits for streams in flight. Default 10 seconds.

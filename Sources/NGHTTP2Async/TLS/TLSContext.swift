@@ -1,7 +1,7 @@
 import COpenSSL
 import NIOCore
 
-/// Owns one OpenSSL `SSL_CTX`, built from a ``TLSConfiguration``: identity, trust roots, protocol
+/// Owns one OpenSSL `SSL_CTX`, built from a ``NGHTTP2TLSConfiguration``: identity, trust roots, protocol
 /// versions, ciphers, options and the ALPN / SNI callbacks. Connections (`SSL`) are made from it by
 /// ``TLSHandler``.
 ///
@@ -9,7 +9,7 @@ import NIOCore
 /// across connections; do not build one per connection on an event loop.
 final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configured in init and never mutated afterwards; OpenSSL locks what SSL_new shares (reference counts, session cache), and therefore Sendable
     /// The configuration this context was built from.
-    let configuration: TLSConfiguration
+    let configuration: NGHTTP2TLSConfiguration
 
     /// The `SSL_CTX *`, freed in deinit.
     private let context: OpaquePointer
@@ -18,7 +18,7 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
     /// server's ALPN callback can point OpenSSL into it (the selected protocol must outlive the callback).
     private let alpnWire: UnsafeMutableBufferPointer<UInt8>
 
-    /// Server only: contexts for ``TLSConfiguration/certificatesByServerName``, as lower-cased
+    /// Server only: contexts for ``NGHTTP2TLSConfiguration/certificatesByServerName``, as lower-cased
     /// (pattern, context) pairs. Each is a full context with the same settings and another identity.
     private let serverNameContexts: [(pattern: String, context: TLSContext)]
 
@@ -26,7 +26,7 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
     ///
     /// - Throws: ``TLSError`` with OpenSSL's reason when a certificate, key or trust-root source
     ///   cannot be loaded, the key does not match the certificate, or a setting is rejected.
-    init(configuration: TLSConfiguration) throws {
+    init(configuration: NGHTTP2TLSConfiguration) throws {
         ERR_clear_error()
         let wire = try TLSContext.alpnWireFormat(configuration.applicationProtocols)
         let context = try TLSContext.makeContext(configuration)
@@ -80,7 +80,7 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
     /// A new `SSL *` in client or server mode with verification set for `role`. The caller owns it
     /// (free with `SSL_free`).
     ///
-    /// - Parameter serverHostname: Client only: the host connected to; ``TLSConfiguration/serverName``
+    /// - Parameter serverHostname: Client only: the host connected to; ``NGHTTP2TLSConfiguration/serverName``
     ///   overrides it. A DNS name is sent as SNI and (with full verification) checked against the
     ///   certificate; an IP literal is checked against the certificate's IP addresses.
     /// - Throws: ``TLSError/invalidConfiguration(reason:)`` when full verification has no name to
@@ -224,7 +224,7 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
     }
 
     /// A configured `SSL_CTX` (freed again if configuration fails).
-    private static func makeContext(_ configuration: TLSConfiguration) throws -> OpaquePointer {
+    private static func makeContext(_ configuration: NGHTTP2TLSConfiguration) throws -> OpaquePointer {
         guard let context = SSL_CTX_new(TLS_method()) else {
             throw TLSError.invalidConfiguration(reason: TLSError.drainErrorQueue(fallback: "SSL_CTX_new failed"))
         }
@@ -237,7 +237,7 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
         return context
     }
 
-    private static func configure(_ context: OpaquePointer, _ configuration: TLSConfiguration) throws {
+    private static func configure(_ context: OpaquePointer, _ configuration: NGHTTP2TLSConfiguration) throws {
         func fail(_ what: String) -> TLSError {
             .invalidConfiguration(reason: TLSError.drainErrorQueue(fallback: what))
         }
@@ -285,7 +285,7 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
         try loadTrustRoots(configuration.trustRoots, into: context)
     }
 
-    private static func loadCertificateChain(_ chain: TLSConfiguration.CertificateChain, into context: OpaquePointer) throws {
+    private static func loadCertificateChain(_ chain: NGHTTP2TLSConfiguration.CertificateChain, into context: OpaquePointer) throws {
         switch chain {
         case .file(let path):
             guard SSL_CTX_use_certificate_chain_file(context, path) == 1 else {
@@ -315,7 +315,7 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
         }
     }
 
-    private static func loadPrivateKey(_ key: TLSConfiguration.PrivateKey, into context: OpaquePointer) throws {
+    private static func loadPrivateKey(_ key: NGHTTP2TLSConfiguration.PrivateKey, into context: OpaquePointer) throws {
         let source: String
         switch key {
         case .file(let path):
@@ -344,7 +344,7 @@ final class TLSContext: @unchecked Sendable {  // the SSL_CTX is fully configure
         }
     }
 
-    private static func loadTrustRoots(_ roots: TLSConfiguration.TrustRoots, into context: OpaquePointer) throws {
+    private static func loadTrustRoots(_ roots: NGHTTP2TLSConfiguration.TrustRoots, into context: OpaquePointer) throws {
         switch roots {
         case .system:
             guard SSL_CTX_set_default_verify_paths(context) == 1 else {

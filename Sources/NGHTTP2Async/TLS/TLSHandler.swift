@@ -107,7 +107,7 @@ final class TLSHandler: ChannelDuplexHandler {
     ///   - context: The shared ``TLSContext`` (identity, trust roots, ALPN, ciphers).
     ///   - role: `.client` or `.server`.
     ///   - serverHostname: Client only: the host connected to, used for SNI and certificate checks
-    ///     (``TLSConfiguration/serverName`` overrides it). Required with full verification.
+    ///     (``NGHTTP2TLSConfiguration/serverName`` overrides it). Required with full verification.
     ///   - handshakeTimeout: Time allowed for the handshake before the connection is closed.
     /// - Throws: ``TLSError/invalidConfiguration(reason:)`` when the connection cannot be set up.
     init(

@@ -8,14 +8,14 @@
 /// ephemeral (ECDHE) key exchange with AEAD ciphers. ALPN offers `h2`.
 ///
 /// ```swift
-/// var client = TLSConfiguration.makeClientConfiguration()
+/// var client = NGHTTP2TLSConfiguration.makeClientConfiguration()
 /// client.trustRoots = .file("/etc/my-ca.pem")
 ///
-/// let server = TLSConfiguration.makeServerConfiguration(
+/// let server = NGHTTP2TLSConfiguration.makeServerConfiguration(
 ///     certificateChain: .file("/etc/server.pem"),
 ///     privateKey: .file("/etc/server.key"))
 /// ```
-public struct TLSConfiguration: Sendable, Hashable {
+public struct NGHTTP2TLSConfiguration: Sendable, Hashable {
     /// A certificate chain in PEM form: the leaf certificate first, then any intermediates.
     public enum CertificateChain: Sendable, Hashable {
         /// A PEM file holding the leaf certificate followed by any intermediate certificates.
@@ -73,7 +73,7 @@ public struct TLSConfiguration: Sendable, Hashable {
 
     /// How a client checks the server's certificate.
     public enum CertificateVerification: Sendable, Hashable {
-        /// The certificate must chain to ``TLSConfiguration/trustRoots``, be valid now, and name the
+        /// The certificate must chain to ``NGHTTP2TLSConfiguration/trustRoots``, be valid now, and name the
         /// host connected to (DNS name, or IP address for an IP literal) in its subject alternative names.
         case fullVerification
         /// The certificate must chain to the trust roots and be valid now, but any host name is accepted.
@@ -90,9 +90,9 @@ public struct TLSConfiguration: Sendable, Hashable {
         /// The server does not ask for a client certificate.
         case none
         /// The server asks for a certificate; a client may send none, but one it sends must verify
-        /// against ``TLSConfiguration/trustRoots``.
+        /// against ``NGHTTP2TLSConfiguration/trustRoots``.
         case optional
-        /// The client must send a certificate that verifies against ``TLSConfiguration/trustRoots``;
+        /// The client must send a certificate that verifies against ``NGHTTP2TLSConfiguration/trustRoots``;
         /// otherwise the handshake fails.
         case required
     }
@@ -159,7 +159,7 @@ public struct TLSConfiguration: Sendable, Hashable {
 
     /// The OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are not affected). Defaults to
     /// ``defaultCipherList`` (ECDHE + AEAD only, RFC 9113 §9.2.2).
-    public var cipherList: String = TLSConfiguration.defaultCipherList
+    public var cipherList: String = NGHTTP2TLSConfiguration.defaultCipherList
 
     /// Client only: the host name sent in SNI and checked against the server's certificate, instead
     /// of the host connected to. An IP literal is checked against the certificate's IP addresses and
@@ -177,8 +177,8 @@ public struct TLSConfiguration: Sendable, Hashable {
 
     /// A client configuration: verifies the server against the system trust roots and its host name,
     /// offers ALPN `h2`, TLS 1.2 or 1.3.
-    public static func makeClientConfiguration() -> TLSConfiguration {
-        TLSConfiguration()
+    public static func makeClientConfiguration() -> NGHTTP2TLSConfiguration {
+        NGHTTP2TLSConfiguration()
     }
 
     /// A server configuration presenting `certificateChain` with `privateKey`: accepts ALPN `h2`,
@@ -190,8 +190,8 @@ public struct TLSConfiguration: Sendable, Hashable {
     public static func makeServerConfiguration(
         certificateChain: CertificateChain,
         privateKey: PrivateKey
-    ) -> TLSConfiguration {
-        var configuration = TLSConfiguration()
+    ) -> NGHTTP2TLSConfiguration {
+        var configuration = NGHTTP2TLSConfiguration()
         configuration.certificateChain = certificateChain
         configuration.privateKey = privateKey
         return configuration

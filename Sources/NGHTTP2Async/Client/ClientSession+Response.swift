@@ -1,0 +1,89 @@
+public import HTTPTypes
+import NIOCore
+import NGHTTP2
+public import Foundation
+
+extension ClientSession {
+    /// A response received by a ``ClientSession``: its head, and its body as a ``StreamReader``.
+    ///
+    /// > Warning: read or drop the body. An unread body holds its stream's window; dropping it cancels the stream.
+    public struct Response: Sendable {
+        /// The response head: status and header fields.
+        public let head: HTTPResponse
+        /// The body, read as it arrives.
+        public let body: StreamReader
+        /// The stream the response came on.
+        public let streamID: Int32
+        /// The 1xx informational responses that came before this one (e.g. 103 Early Hints), in order.
+        public var informational: [HTTPResponse] = []
+
+        /// The status.
+        public var status: HTTPResponse.Status { head.status }
+        /// The header fields (ordered, multi-valued, case-insensitive names).
+        public var headers: HTTPFields { head.headerFields }
+        /// The trailers, once the body was read to its end.
+        public var trailers: HTTPFields? { body.trailers }
+
+        /// The `content-length`, if the response has a valid one.
+        public var contentLength: Int? { headers[.contentLength].flatMap { Int($0) } }
+        /// The `content-type`, if any.
+        public var contentType: String? { headers[.contentType] }
+
+        /// Reads the whole body (at most `limit` bytes).
+        public func bytes(upTo limit: Int = 64 << 20) async throws -> [UInt8] {
+            var buffer = try await body.collect(upTo: limit)
+            return buffer.readBytes(length: buffer.readableBytes) ?? []
+        }
+
+        /// Reads the whole body (at most `limit` bytes) as `Data`.
+        public func data(upTo limit: Int = 64 << 20) async throws -> Data {
+            Data(try await bytes(upTo: limit))
+        }
+
+        /// Reads the whole body as text, decoded with the `charset` of the content type (UTF-8 by default).
+        public func text(upTo limit: Int = 64 << 20) async throws -> String {
+            let bytes = try await bytes(upTo: limit)
+            return decodeText(bytes, contentType: contentType)
+        }
+
+        /// Reads the whole body and decodes it as JSON.
+        public func json<T: Decodable>(as type: T.Type = T.self, upTo limit: Int = 64 << 20) async throws -> T {
+            try JSONDecoder().decode(type, from: try await data(upTo: limit))
+        }
+    }
+}
+
+/// A response head as the connection hands it over: validated, but its fields not yet converted to `HTTPFields`
+/// (the requesting task does that, off the event loop).
+struct ReceivedResponse: Sendable {
+    let status: HTTPResponse.Status
+    let fields: [HeaderField]
+    let body: StreamReader
+    let streamID: Int32
+    let informational: [HTTPResponse]
+
+    var response: ClientSession.Response {
+        ClientSession.Response(
+            head: HTTPResponse(status: status, headerFields: HTTPFields(http2Fields: fields)),
+            body: body,
+            streamID: streamID,
+            informational: informational
+        )
+    }
+}
+
+/// Decodes text with the charset named in a content type: UTF-8 unless it says ISO-8859-1, US-ASCII or UTF-16.
+func decodeText(_ bytes: [UInt8], contentType: String?) -> String {
+    let charset = contentType.flatMap { type in
+        type.split(separator: ";").dropFirst()
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .first { $0.lowercased().hasPrefix("charset=") }
+            .map { $0.dropFirst("charset=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased() }
+    }
+    switch charset {
+    case "iso-8859-1", "latin1": return String(bytes.map { Character(Unicode.Scalar($0)) })
+    case "us-ascii", "ascii": return String(decoding: bytes.map { $0 & 0x7f }, as: UTF8.self)
+    case "utf-16": return String(data: Data(bytes), encoding: .utf16) ?? String(decoding: bytes, as: UTF8.self)
+    default: return String(decoding: bytes, as: UTF8.self)
+    }
+}

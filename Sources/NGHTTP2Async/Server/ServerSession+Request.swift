@@ -1,0 +1,57 @@
+public import HTTPTypes
+public import NIOCore
+
+extension ServerSession {
+    /// A request received by a ``ServerSession``: its head, and its body as a ``StreamReader``.
+    public struct Request: Sendable {
+        /// The request head: method, scheme, authority, path and header fields.
+        public let head: HTTPRequest
+        /// The body, read as it arrives.
+        public let body: StreamReader
+        /// The stream the request came on.
+        public let streamID: Int32
+        /// The client's address.
+        public let remoteAddress: SocketAddress?
+        let connection: ConnectionReference
+
+        /// The method.
+        public var method: HTTPRequest.Method { head.method }
+        /// The `:scheme`.
+        public var scheme: String? { head.scheme }
+        /// The `:authority`.
+        public var authority: String? { head.authority }
+        /// The `:path`, with the query.
+        public var path: String { head.path ?? "/" }
+        /// The header fields (ordered, multi-valued, case-insensitive names).
+        public var headers: HTTPFields { head.headerFields }
+        /// The trailers, once the body was read to its end.
+        public var trailers: HTTPFields? { body.trailers }
+        /// The `content-length`, if the request has a valid one.
+        public var contentLength: Int? { headers[.contentLength].flatMap { Int($0) } }
+        /// The `content-type`, if any.
+        public var contentType: String? { headers[.contentType] }
+
+        /// Sends a 1xx informational response (e.g. 103 Early Hints) before the final one
+        /// ([RFC 9113 §8.1](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.1)).
+        ///
+        /// - Throws: ``HTTP2Error/invalidArgument(_:)`` when the status is not 1xx (nothing is sent).
+        public func sendInformational(_ response: HTTPResponse) throws {
+            guard response.status.kind == .informational else {
+                throw HTTP2Error.invalidArgument("an informational response needs a 1xx status, not \(response.status.code)")
+            }
+            let streamID = self.streamID
+            connection.execute { $0.submitInformational(streamID: streamID, response) }
+        }
+
+        /// Reads the whole body (at most `limit` bytes).
+        public func bytes(upTo limit: Int = 64 << 20) async throws -> [UInt8] {
+            var buffer = try await body.collect(upTo: limit)
+            return buffer.readBytes(length: buffer.readableBytes) ?? []
+        }
+
+        /// Reads the whole body as text, decoded with the `charset` of the content type (UTF-8 by default).
+        public func text(upTo limit: Int = 64 << 20) async throws -> String {
+            decodeText(try await bytes(upTo: limit), contentType: contentType)
+        }
+    }
+}
