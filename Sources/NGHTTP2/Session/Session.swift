@@ -112,8 +112,9 @@ public final class Session {
     /// An escape hatch, outside the typed API (hence `@_spi(RawHandle)`), and unsafe in the ways C is:
     /// - The pointer is valid only during `body`: do not store it or let it escape.
     /// - `body` must not call `nghttp2_session_mem_recv`, `nghttp2_session_mem_send`, `nghttp2_session_recv`,
-    ///   `nghttp2_session_send` or `nghttp2_session_del`, nor replace the session's user data: ``receive(_:)``
-    ///   and ``send(_:)`` drive the session, and this object owns and frees it.
+    ///   `nghttp2_session_send` or `nghttp2_session_del`, nor replace the session's user data:
+    ///   ``receive(_:)-(UnsafeRawBufferPointer)`` and ``send(_:)`` drive the session, and this object owns and
+    ///   frees it.
     /// - Frames submitted with C `submit` functions go out with the next ``send(_:)``; data providers and stream
     ///   user data set through C are not known to this object (use the typed `submit…` methods for those).
     /// - Like the session, use it from one thread at a time. Inside a callback it may be used for what a
