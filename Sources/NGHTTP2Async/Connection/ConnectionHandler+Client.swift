@@ -57,8 +57,13 @@ extension ConnectionHandler {
         stream.outbound = outbound
         stream.response = request.continuation
         streamOpened(stream, byPeer: false)
-        request.cancellation.started(streamID)
         scheduleFlush()
+        guard request.cancellation.started(streamID) else {
+            // Cancelled between the check above and now: nobody else will reset the stream.
+            resetStream(streamID, errorCode: .cancel, failing: CancellationError())  // resumes the response
+            request.writer?.fail(CancellationError())
+            return nil
+        }
         guard let outbound, request.writer != nil else { return nil }
         return OutboundBody.Reference(outbound, transport: reference)
     }
@@ -103,8 +108,13 @@ final class RequestCancellation: Sendable {
 
     var isCancelled: Bool { state.withLock { $0.cancelled } }
 
-    func started(_ streamID: Int32) {
-        state.withLock { $0.streamID = streamID }
+    /// Records the request's stream; returns `false` when the request was cancelled before (its task's cancel then
+    /// found no stream to reset, so the caller resets it).
+    func started(_ streamID: Int32) -> Bool {
+        state.withLock { state in
+            state.streamID = streamID
+            return !state.cancelled
+        }
     }
 
     /// Marks the request cancelled; returns its stream ID if it has one.
