@@ -15,6 +15,8 @@ import NGHTTP2
 
         init(admits: Bool = true) { self.admits = admits }
 
+        var observesStreams: Bool { true }
+
         func connectionStarted(_ connection: ConnectionReference) -> Bool {
             events.withLockedValue { $0.append("started") }
             return admits

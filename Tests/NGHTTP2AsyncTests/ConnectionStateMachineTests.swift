@@ -9,8 +9,8 @@ import NGHTTP2
 
     func started(_ role: Session.Role, _ timeouts: Machine.Timeouts) -> Machine {
         var machine = Machine(role: role, timeouts: timeouts)
-        let step1 = machine.start(now: t0)
-        #expect(step1)
+        let started = machine.start(now: t0)
+        #expect(started)
         return machine
     }
 
@@ -19,8 +19,8 @@ import NGHTTP2
     @Test func aConnectionStartsOnceAndBecomesActiveWithThePeersFirstFrame() {
         var machine = started(.server, Machine.Timeouts())
         #expect(machine.state == .starting)
-        let step2 = machine.start(now: t0)
-        #expect(!step2, "a second start is no news")
+        let started = machine.start(now: t0)
+        #expect(!started, "a second start is no news")
         #expect(machine.acceptsNewStreams, "a client may send requests before the server's SETTINGS arrive")
         machine.frameReceived()
         #expect(machine.state == .active)
@@ -29,10 +29,10 @@ import NGHTTP2
     @Test func aPeerWithoutAPrefaceIsClosedAtThePrefaceDeadline() {
         var machine = started(.server, Machine.Timeouts(preface: .seconds(10)))
         #expect(machine.nextDeadline == t0 + .seconds(10))
-        let step3 = machine.deadlineReached(now: t0 + .seconds(9))
-        #expect(step3 == .none, "nothing is due before the deadline")
-        let step4 = machine.deadlineReached(now: t0 + .seconds(10))
-        #expect(step4 == .close(.preface, errorCode: .noError, lastStreamID: nil))
+        let due = machine.deadlineReached(now: t0 + .seconds(9))
+        #expect(due == .none, "nothing is due before the deadline")
+        let due2 = machine.deadlineReached(now: t0 + .seconds(10))
+        #expect(due2 == .close(.preface, errorCode: .noError, lastStreamID: nil))
         #expect(machine.state == .closing)
         #expect(machine.nextDeadline == nil, "a closing connection has nothing left to time")
     }
@@ -41,18 +41,18 @@ import NGHTTP2
         var machine = started(.server, Machine.Timeouts(preface: .seconds(10)))
         machine.frameReceived()
         #expect(machine.nextDeadline == nil)
-        let step5 = machine.deadlineReached(now: t0 + .seconds(11))
-        #expect(step5 == .none)
+        let due = machine.deadlineReached(now: t0 + .seconds(11))
+        #expect(due == .none)
     }
 
     @Test func thePeersFirstSettingsMakeTheConnectionReadyAndLaterChangesAreReported() {
         var machine = started(.client, Machine.Timeouts())
-        let step6 = machine.settingsReceived(maxConcurrentStreams: 100)
-        #expect(step6 == .ready(maxConcurrentStreams: 100))
-        let step7 = machine.settingsReceived(maxConcurrentStreams: 100)
-        #expect(step7 == .none, "the same limit is no news")
-        let step8 = machine.settingsReceived(maxConcurrentStreams: 10)
-        #expect(step8 == .maxConcurrentStreamsChanged(10))
+        let settings = machine.settingsReceived(maxConcurrentStreams: 100)
+        #expect(settings == .ready(maxConcurrentStreams: 100))
+        let settings2 = machine.settingsReceived(maxConcurrentStreams: 100)
+        #expect(settings2 == .none, "the same limit is no news")
+        let settings3 = machine.settingsReceived(maxConcurrentStreams: 10)
+        #expect(settings3 == .maxConcurrentStreamsChanged(10))
         #expect(machine.peerMaxConcurrentStreams == 10)
     }
 
@@ -61,15 +61,15 @@ import NGHTTP2
     @Test func aHeaderBlockLeftIncompleteClosesTheConnectionNamingTheLastCompleteRequest() {
         var machine = started(.server, Machine.Timeouts(headerBlock: .seconds(20)))
         machine.frameReceived()
-        let step9 = machine.streamOpened(1, byPeer: true)
-        #expect(step9 == .none)
+        let opened = machine.streamOpened(1, byPeer: true)
+        #expect(opened == .none)
         machine.headerBlockStarted(streamID: 3, now: t0 + .seconds(1))
         #expect(machine.nextDeadline == t0 + .seconds(21))
-        let step10 = machine.deadlineReached(now: t0 + .seconds(20))
-        #expect(step10 == .none)
+        let due = machine.deadlineReached(now: t0 + .seconds(20))
+        #expect(due == .none)
         // The stalled stream 3 was never processed: the GOAWAY names 1, so the client may retry 3 elsewhere.
-        let step11 = machine.deadlineReached(now: t0 + .seconds(21))
-        #expect(step11 == .close(.headerBlock, errorCode: .noError, lastStreamID: 1))
+        let due2 = machine.deadlineReached(now: t0 + .seconds(21))
+        #expect(due2 == .close(.headerBlock, errorCode: .noError, lastStreamID: 1))
     }
 
     @Test func aHeaderBlockEndsWithTheNextWholeFrame() {
@@ -93,8 +93,8 @@ import NGHTTP2
     @Test func aConnectionWithoutStreamsIsClosedAfterTheIdleTimeout() {
         var machine = started(.server, Machine.Timeouts(idle: .seconds(60)))
         #expect(machine.nextDeadline == t0 + .seconds(60), "idle counts from the start")
-        let step12 = machine.deadlineReached(now: t0 + .seconds(60))
-        #expect(step12 == .close(.idle, errorCode: .noError, lastStreamID: nil))
+        let due = machine.deadlineReached(now: t0 + .seconds(60))
+        #expect(due == .close(.idle, errorCode: .noError, lastStreamID: nil))
     }
 
     @Test func anOpenStreamStopsTheIdleClockAndTheLastCloseRestartsIt() {
@@ -107,17 +107,17 @@ import NGHTTP2
         machine.streamClosed(now: t0 + .seconds(120))
         #expect(machine.openStreams == 0)
         #expect(machine.nextDeadline == t0 + .seconds(180))
-        let step13 = machine.deadlineReached(now: t0 + .seconds(179))
-        #expect(step13 == .none)
-        let step14 = machine.deadlineReached(now: t0 + .seconds(180))
-        #expect(step14 == .close(.idle, errorCode: .noError, lastStreamID: nil))
+        let due = machine.deadlineReached(now: t0 + .seconds(179))
+        #expect(due == .none)
+        let due2 = machine.deadlineReached(now: t0 + .seconds(180))
+        #expect(due2 == .close(.idle, errorCode: .noError, lastStreamID: nil))
     }
 
     @Test func anIdleDeadlineThatPassesWhileAStreamIsOpenDoesNothing() {
         var machine = started(.server, Machine.Timeouts(idle: .seconds(60)))
         _ = machine.streamOpened(1, byPeer: true)
-        let step15 = machine.deadlineReached(now: t0 + .seconds(61))
-        #expect(step15 == .none)
+        let due = machine.deadlineReached(now: t0 + .seconds(61))
+        #expect(due == .none)
         #expect(machine.state == .starting)
     }
 
@@ -125,27 +125,29 @@ import NGHTTP2
 
     @Test func theLastAllowedRequestGetsAGoAwayNamingItAndLaterOnesAreNotAccepted() {
         var machine = started(.server, Machine.Timeouts(maxStreams: 3))
-        let step16 = machine.streamOpened(1, byPeer: true)
-        #expect(step16 == .none)
-        let step17 = machine.streamOpened(3, byPeer: true)
-        #expect(step17 == .none)
-        let step18 = machine.streamOpened(5, byPeer: true)
-        #expect(step18 == .sendGoAway(lastStreamID: 5))
+        let opened = machine.streamOpened(1, byPeer: true)
+        #expect(opened == .none)
+        let opened2 = machine.streamOpened(3, byPeer: true)
+        #expect(opened2 == .none)
+        let opened3 = machine.streamOpened(5, byPeer: true)
+        #expect(opened3 == .sendGoAway(lastStreamID: 5))
         #expect(machine.state == .quiescing(Machine.Quiescing(sent: .final, received: nil)))
         #expect(!machine.acceptsNewStreams)
-        let step19 = machine.streamOpened(7, byPeer: true)
-        #expect(step19 == .none, "one GOAWAY is enough")
+        let opened4 = machine.streamOpened(7, byPeer: true)
+        #expect(opened4 == .none, "one GOAWAY is enough")
     }
 
-    @Test func aConnectionAtItsMaximumAgeShutsDownGracefully() {
-        var machine = started(.server, Machine.Timeouts(maxAge: .seconds(300)))
+    @Test func aConnectionAtItsMaximumAgeShutsDownGracefullyWithinItsGracePeriod() {
+        var machine = started(.server, Machine.Timeouts(maxAge: .seconds(300), gracePeriod: .seconds(10)))
         guard case .sendNoticeAndPing(let ping) = machine.deadlineReached(now: t0 + .seconds(300)) else {
             Issue.record("no graceful shutdown at the maximum age")
             return
         }
         #expect(machine.state == .quiescing(Machine.Quiescing(sent: .notice(pingData: ping), received: nil)))
-        let step20 = machine.pingAcknowledged(ping, now: t0 + .seconds(301))
-        #expect(step20 == .sendFinalGoAway)
+        let ack = machine.pingAcknowledged(ping, now: t0 + .seconds(301))
+        #expect(ack == .sendFinalGoAway)
+        let cutOff = machine.deadlineReached(now: t0 + .seconds(310))
+        #expect(cutOff == .close(.gracePeriod, errorCode: .noError, lastStreamID: nil))
     }
 
     // MARK: Graceful shutdown
@@ -157,12 +159,12 @@ import NGHTTP2
             return
         }
         #expect(!machine.acceptsNewStreams)
-        let step21 = machine.beginGracefulShutdown(now: t0, gracePeriod: nil)
-        #expect(step21 == .none, "a second request changes nothing")
-        let step22 = machine.pingAcknowledged(ping &+ 1, now: t0)
-        #expect(step22 == .none, "another PING's ACK is not the shutdown's")
-        let step23 = machine.pingAcknowledged(ping, now: t0 + .milliseconds(1))
-        #expect(step23 == .sendFinalGoAway)
+        let shutdown = machine.beginGracefulShutdown(now: t0, gracePeriod: nil)
+        #expect(shutdown == .none, "a second request changes nothing")
+        let ack = machine.pingAcknowledged(ping &+ 1, now: t0)
+        #expect(ack == .none, "another PING's ACK is not the shutdown's")
+        let ack2 = machine.pingAcknowledged(ping, now: t0 + .milliseconds(1))
+        #expect(ack2 == .sendFinalGoAway)
         #expect(machine.state == .quiescing(Machine.Quiescing(sent: .final, received: nil)))
     }
 
@@ -170,26 +172,26 @@ import NGHTTP2
         var machine = started(.server, Machine.Timeouts())
         _ = machine.beginGracefulShutdown(now: t0, gracePeriod: nil)
         #expect(machine.nextDeadline == t0 + .seconds(1))
-        let step24 = machine.deadlineReached(now: t0 + .seconds(1))
-        #expect(step24 == .sendFinalGoAway)
-        let step25 = machine.deadlineReached(now: t0 + .seconds(1))
-        #expect(step25 == .none)
+        let due = machine.deadlineReached(now: t0 + .seconds(1))
+        #expect(due == .sendFinalGoAway)
+        let due2 = machine.deadlineReached(now: t0 + .seconds(1))
+        #expect(due2 == .none)
     }
 
     @Test func theGracePeriodCutsOffStreamsStillOpen() {
         var machine = started(.server, Machine.Timeouts())
         _ = machine.streamOpened(1, byPeer: true)
         _ = machine.beginGracefulShutdown(now: t0, gracePeriod: .seconds(10))
-        let step26 = machine.deadlineReached(now: t0 + .seconds(1))
-        #expect(step26 == .sendFinalGoAway)
-        let step27 = machine.deadlineReached(now: t0 + .seconds(10))
-        #expect(step27 == .close(.gracePeriod, errorCode: .noError, lastStreamID: nil))
+        let due = machine.deadlineReached(now: t0 + .seconds(1))
+        #expect(due == .sendFinalGoAway)
+        let due2 = machine.deadlineReached(now: t0 + .seconds(10))
+        #expect(due2 == .close(.gracePeriod, errorCode: .noError, lastStreamID: nil))
     }
 
     @Test func aClientClosesWithItsFinalGoAwayAtOnce() {
         var machine = started(.client, Machine.Timeouts())
-        let step28 = machine.beginGracefulShutdown(now: t0, gracePeriod: nil)
-        #expect(step28 == .sendFinalGoAway)
+        let shutdown = machine.beginGracefulShutdown(now: t0, gracePeriod: nil)
+        #expect(shutdown == .sendFinalGoAway)
         #expect(!machine.acceptsNewStreams)
     }
 
@@ -198,18 +200,18 @@ import NGHTTP2
         machine.goAwayReceived(lastStreamID: 0, errorCode: .noError)
         #expect(machine.goAwayReceived == Machine.GoAway(lastStreamID: 0, errorCode: .noError))
         #expect(!machine.acceptsNewStreams)
-        let step29 = machine.beginGracefulShutdown(now: t0, gracePeriod: nil)
-        #expect(step29 == .sendFinalGoAway)
+        let shutdown = machine.beginGracefulShutdown(now: t0, gracePeriod: nil)
+        #expect(shutdown == .sendFinalGoAway)
     }
 
     @Test func theSessionsEndClosesTheChannelOnceAndBoundsTheWaitForTheLastBytes() {
         var machine = started(.client, Machine.Timeouts())
-        let step30 = machine.sessionFinished(now: t0)
-        #expect(step30)
-        let step31 = machine.sessionFinished(now: t0)
-        #expect(!step31, "the close is requested once")
-        let step32 = machine.deadlineReached(now: t0 + .seconds(5))
-        #expect(step32 == .close(.gracePeriod, errorCode: .noError, lastStreamID: nil))
+        let finished = machine.sessionFinished(now: t0)
+        #expect(finished)
+        let finished2 = machine.sessionFinished(now: t0)
+        #expect(!finished2, "the close is requested once")
+        let due = machine.deadlineReached(now: t0 + .seconds(5))
+        #expect(due == .close(.gracePeriod, errorCode: .noError, lastStreamID: nil))
     }
 
     // MARK: Errors and the end
@@ -218,15 +220,15 @@ import NGHTTP2
         struct First: Error {}
         struct Second: Error {}
         var machine = started(.client, Machine.Timeouts())
-        let step33 = machine.connectionFailed(First())
-        #expect(step33)
-        let step34 = machine.connectionFailed(Second())
-        #expect(!step34, "already closing: only the close in progress is left")
+        let failed = machine.connectionFailed(First())
+        #expect(failed)
+        let failed2 = machine.connectionFailed(Second())
+        #expect(!failed2, "already closing: only the close in progress is left")
         #expect(machine.endedBecause is First)
-        let step35 = machine.channelClosed(because: Second())
-        #expect(step35)
-        let step36 = machine.channelClosed(because: Second())
-        #expect(!step36, "closed is news once")
+        let closed = machine.channelClosed(because: Second())
+        #expect(closed)
+        let closed2 = machine.channelClosed(because: Second())
+        #expect(!closed2, "closed is news once")
         #expect(machine.endedBecause is First)
         #expect(machine.state == .closed)
     }
@@ -234,17 +236,17 @@ import NGHTTP2
     @Test func aTerminatedConnectionAcceptsNoStreamsAndKeepsWhy() {
         struct Reason: Error {}
         var machine = started(.client, Machine.Timeouts())
-        let step37 = machine.terminate(because: Reason())
-        #expect(step37)
+        let terminated = machine.terminate(because: Reason())
+        #expect(terminated)
         #expect(!machine.acceptsNewStreams)
         #expect(machine.endedBecause is Reason)
-        let step38 = machine.userPingSent(now: t0)
-        #expect(step38 != nil, "a terminating connection still flushes its GOAWAY; PINGs may go with it")
+        let ping = machine.userPingSent(now: t0)
+        #expect(ping != nil, "a terminating connection still flushes its GOAWAY; PINGs may go with it")
         _ = machine.sessionFinished(now: t0)
-        let step39 = machine.userPingSent(now: t0)
-        #expect(step39 == nil)
-        let step40 = machine.terminate(because: Reason())
-        #expect(!step40)
+        let ping2 = machine.userPingSent(now: t0)
+        #expect(ping2 == nil)
+        let terminated2 = machine.terminate(because: Reason())
+        #expect(!terminated2)
     }
 
     // MARK: PING
@@ -252,20 +254,20 @@ import NGHTTP2
     @Test func anApplicationPingReportsItsRoundTrip() {
         var machine = started(.client, Machine.Timeouts())
         let ping = machine.userPingSent(now: t0)!
-        let step41 = machine.pingAcknowledged(ping, now: t0 + .milliseconds(3))
-        #expect(step41 == .userPing(rtt: .milliseconds(3)))
-        let step42 = machine.pingAcknowledged(ping, now: t0 + .milliseconds(4))
-        #expect(step42 == .none, "an ACK counts once")
+        let ack = machine.pingAcknowledged(ping, now: t0 + .milliseconds(3))
+        #expect(ack == .userPing(rtt: .milliseconds(3)))
+        let ack2 = machine.pingAcknowledged(ping, now: t0 + .milliseconds(4))
+        #expect(ack2 == .none, "an ACK counts once")
     }
 
     @Test func unansweredApplicationPingsAreHandedBackWhenTheConnectionEnds() {
         var machine = started(.client, Machine.Timeouts())
         let a = machine.userPingSent(now: t0)!
         let b = machine.userPingSent(now: t0)!
-        let step43 = machine.takeUnansweredPings()
-        #expect(Set(step43) == [a, b])
-        let step44 = machine.takeUnansweredPings()
-        #expect(step44.isEmpty)
+        let unanswered = machine.takeUnansweredPings()
+        #expect(Set(unanswered) == [a, b])
+        let unanswered2 = machine.takeUnansweredPings()
+        #expect(unanswered2.isEmpty)
     }
 
     @Test func aSilentPeerGetsAKeepAlivePingAndIsGivenUpWithoutItsAck() {
@@ -276,8 +278,8 @@ import NGHTTP2
             return
         }
         #expect(machine.nextDeadline == t0 + .seconds(35))
-        let step45 = machine.deadlineReached(now: t0 + .seconds(35))
-        #expect(step45 == .close(.keepAlive, errorCode: .noError, lastStreamID: nil))
+        let due = machine.deadlineReached(now: t0 + .seconds(35))
+        #expect(due == .close(.keepAlive, errorCode: .noError, lastStreamID: nil))
     }
 
     @Test func anAnsweredKeepAlivePingWaitsAWholeIntervalForTheNext() {
@@ -286,11 +288,11 @@ import NGHTTP2
             Issue.record("no keep-alive PING")
             return
         }
-        let step46 = machine.pingAcknowledged(ping, now: t0 + .seconds(31))
-        #expect(step46 == .none)
+        let ack = machine.pingAcknowledged(ping, now: t0 + .seconds(31))
+        #expect(ack == .none)
         #expect(machine.nextDeadline == t0 + .seconds(61))
-        let step47 = machine.deadlineReached(now: t0 + .seconds(40))
-        #expect(step47 == .none)
+        let due = machine.deadlineReached(now: t0 + .seconds(40))
+        #expect(due == .none)
     }
 
     @Test func aPeerThatSpokeGetsItsKeepAlivePingAnIntervalAfterItLastSpoke() {

@@ -19,6 +19,9 @@ enum ConnectionEvent: Sendable {
 
 /// Receives the events of the connections it manages, each on that connection's event loop.
 protocol ConnectionDelegate: AnyObject, Sendable {
+    /// Whether it wants ``ConnectionEvent/streamOpened(openStreams:)`` and ``ConnectionEvent/streamClosed(openStreams:)``
+    /// (two calls per request; a server's registry does not, a client's pool does). Read once per connection.
+    var observesStreams: Bool { get }
     /// A connection started (its channel is active and it is about to send its SETTINGS). Returning `false`
     /// refuses it: it sends GOAWAY (last stream 0, NO_ERROR, "connection limit") and closes.
     func connectionStarted(_ connection: ConnectionReference) -> Bool

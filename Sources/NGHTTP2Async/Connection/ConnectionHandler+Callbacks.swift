@@ -82,11 +82,13 @@ extension ConnectionHandler {
     private func streamClosed(_ streamID: Int32, _ errorCode: ErrorCode) {
         headerBlockAbandoned(streamID: streamID)
         guard let stream = streamRemoved(streamID) else { return }
-        let error: HTTP2Error =
+        // Made only where something waits (the common clean end has nothing left waiting).
+        var error: HTTP2Error {
             switch errorCode {
             case .refusedStream: .notProcessed(streamID: streamID)
             default: .streamReset(streamID: streamID, errorCode: errorCode, byPeer: stream.resetByPeer)
             }
+        }
         guard errorCode == .noError else {
             logger.debug("stream \(streamID) closed: \(error)")
             return fail(stream, error)

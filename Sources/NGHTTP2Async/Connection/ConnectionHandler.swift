@@ -34,6 +34,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The lifecycle: state, deadlines, PINGs, open streams.
     private(set) var machine: ConnectionStateMachine
     private let delegate: (any ConnectionDelegate)?
+    /// Whether the delegate hears of every stream (read once).
+    private let reportsStreams: Bool
     private(set) var context: ChannelHandlerContext?
     private(set) var reference: ConnectionReference?
     /// Succeeds once the connection is closed (made when the handler is added).
@@ -64,6 +66,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         self.configuration = configuration
         self.logger = configuration.logger
         self.delegate = delegate
+        self.reportsStreams = delegate?.observesStreams ?? false
         var options = configuration.options
         options.noAutoWindowUpdate = true
         let sessionRole: Session.Role
@@ -76,10 +79,16 @@ final class ConnectionHandler: ChannelInboundHandler {
         installCallbacks()
     }
 
-    /// The event loop's clock (virtual on an embedded loop), as the machine's instants.
+    /// The event loop's clock (virtual on an embedded loop), as the machine's instants. Within a read burst it is
+    /// read once: every request of the burst starts its header deadline at the burst's time.
     private var now: ConnectionStateMachine.Instant {
-        .nanoseconds(Int64((context?.eventLoop.now ?? .now()).uptimeNanoseconds))
+        if isReading, let burstStart { return burstStart }
+        let now = ConnectionStateMachine.Instant.nanoseconds(Int64((context?.eventLoop.now ?? .now()).uptimeNanoseconds))
+        if isReading { burstStart = now }
+        return now
     }
+    /// ``now`` during the current read burst, once read.
+    private var burstStart: ConnectionStateMachine.Instant?
 
     var isServer: Bool {
         if case .server = role { return true }
@@ -153,6 +162,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         isReading = false
+        burstStart = nil
         if configuration.timeouts.keepAliveInterval != nil { machine.peerActive(now: now) }
         flush()
         armTimer()
@@ -320,7 +330,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             try? session.submitGoaway(lastStreamID: lastStreamID, errorCode: .noError)
             scheduleFlush()
         }
-        if let reference { delegate?.connection(reference, emitted: .streamOpened(openStreams: machine.openStreams)) }
+        if reportsStreams, let reference { delegate?.connection(reference, emitted: .streamOpened(openStreams: machine.openStreams)) }
     }
 
     /// Stops tracking a stream; returns it if it was tracked.
@@ -328,7 +338,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func streamRemoved(_ streamID: Int32) -> StreamContext? {
         guard let stream = streams.removeValue(forKey: streamID) else { return nil }
         machine.streamClosed(now: now)
-        if let reference { delegate?.connection(reference, emitted: .streamClosed(openStreams: machine.openStreams)) }
+        if reportsStreams, let reference { delegate?.connection(reference, emitted: .streamClosed(openStreams: machine.openStreams)) }
         return stream
     }
 

@@ -29,8 +29,11 @@ struct ConnectionStateMachine {
         var headerBlock: Duration?
         /// No stream open: GOAWAY NO_ERROR, then close.
         var idle: Duration?
-        /// Then a graceful shutdown (GOAWAY notice, PING, final GOAWAY); streams in flight finish.
+        /// Then a graceful shutdown (GOAWAY notice, PING, final GOAWAY); streams in flight finish within
+        /// ``gracePeriod``.
         var maxAge: Duration?
+        /// How long streams may still run after a graceful shutdown that the connection started itself (its age).
+        var gracePeriod: Duration?
         /// After this many peer-initiated streams, a GOAWAY naming the last one; they finish, later ones are refused.
         var maxStreams: Int?
         /// A PING after this long without an ACK or a frame from the peer.
@@ -49,9 +52,11 @@ struct ConnectionStateMachine {
             idle: Duration? = nil,
             maxAge: Duration? = nil,
             maxStreams: Int? = nil,
+            gracePeriod: Duration? = nil,
             keepAliveInterval: Duration? = nil,
             keepAliveTimeout: Duration = .seconds(20)
         ) {
+            self.gracePeriod = gracePeriod
             self.preface = preface
             self.headerBlock = headerBlock
             self.idle = idle
@@ -463,7 +468,7 @@ struct ConnectionStateMachine {
         }
         if let due = deadlines.age, due <= now {
             deadlines.age = nil
-            if case .sendNoticeAndPing(let data) = beginGracefulShutdown(now: now, gracePeriod: nil) {
+            if case .sendNoticeAndPing(let data) = beginGracefulShutdown(now: now, gracePeriod: timeouts.gracePeriod) {
                 return .sendNoticeAndPing(data)
             }
         }

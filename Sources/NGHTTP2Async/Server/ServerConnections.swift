@@ -21,6 +21,9 @@ final class ServerConnections: ConnectionDelegate {
 
     var count: Int { state.withLock { $0.open.count } }
 
+    /// Only connections' starts and ends matter here.
+    var observesStreams: Bool { false }
+
     /// The connections open now.
     var all: [ConnectionReference] { state.withLock { Array($0.open.values) } }
 

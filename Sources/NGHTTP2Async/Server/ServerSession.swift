@@ -174,7 +174,8 @@ extension ServerSession {
                     headerBlock: headerTimeout,
                     idle: idleTimeout,
                     maxAge: maxConnectionAge,
-                    maxStreams: maxRequestsPerConnection
+                    maxStreams: maxRequestsPerConnection,
+                    gracePeriod: gracePeriod
                 ),
                 logger: logger,
                 frameObserver: frameObserver
