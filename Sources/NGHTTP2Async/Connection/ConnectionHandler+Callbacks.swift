@@ -43,6 +43,8 @@ extension ConnectionHandler {
         case .data:
             if frame.flags.contains(.endStream) { streams[frame.streamID]?.inbound.finish(trailers: nil) }
         case .rstStream:
+            // libnghttp2 closes the stream right after this callback.
+            peerResetStream = frame.streamID
             streams[frame.streamID]?.resetByPeer = true
         default:
             break
@@ -74,6 +76,15 @@ extension ConnectionHandler {
         case .wakeReader:
             readersToWake.append(stream.inbound)
             scheduleFlush()  // a no-op inside a read burst: its end wakes the readers
+        case .discard where stream.isDraining:
+            // The response has ended: the rest of the request is dropped, and only the connection's window is given
+            // back. Once the stream's window is used up the client cannot send more: it is asked to stop at once.
+            try? session.consumeConnection(count: bytes.count)
+            if let window = session.effectiveLocalWindowSize(streamID: streamID),
+                let received = session.effectiveReceivedDataLength(streamID: streamID), window - received <= 0
+            {
+                stopDraining(streamID)
+            }
         case .discard:
             try? session.consume(streamID: streamID, count: bytes.count)
         }
@@ -81,7 +92,14 @@ extension ConnectionHandler {
 
     private func streamClosed(_ streamID: Int32, _ errorCode: ErrorCode) {
         headerBlockAbandoned(streamID: streamID)
-        guard let stream = streamRemoved(streamID) else { return }
+        let stream = streamRemoved(streamID)
+        let byPeer = peerResetStream == streamID
+        history.streamClosed(
+            streamID,
+            byPeer ? .resetByPeer : errorCode != .noError || stream?.resetLocally == true ? .resetLocally : .ended
+        )
+        guard let stream else { return }
+        if stream.isDraining { drainEnded(streamID) }
         // Made only where something waits (the common clean end has nothing left waiting).
         var error: HTTP2Error {
             switch errorCode {
@@ -106,10 +124,14 @@ extension ConnectionHandler {
         stream.outbound = nil
     }
 
-    /// The response ended while the request body is still coming: ask the client to stop (RFC 9113 §8.1).
+    /// The response ended while the request is still coming. The server may ask the client to stop with RST_STREAM
+    /// NO_ERROR (RFC 9113 §8.1), but not at once: the request's frames already on the wire would then arrive on a
+    /// stream this side reset, where they must be ignored (§5.1), and a malformed one would go unanswered (§8.1.1).
+    /// So the stream drains first: what comes is read and dropped until the client ends the request, the stream's
+    /// window runs out, or ``ConnectionStateMachine/Timeouts/drain`` passes.
     private func endStreamSent(_ streamID: Int32) {
-        guard session.isRemotelyClosed(streamID: streamID) == false else { return }
-        try? session.submitRSTStream(streamID: streamID, errorCode: .noError)
+        guard session.isRemotelyClosed(streamID: streamID) == false, let stream = streams[streamID], !stream.isDraining else { return }
+        drainStarted(stream)
     }
 
     private func frameNotSent(_ frame: Frame, _ error: NGHTTP2Error) {

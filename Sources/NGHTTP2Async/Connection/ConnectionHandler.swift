@@ -47,6 +47,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// The peer's address, read once (the channel takes a lock for it).
     private(set) var remoteAddress: SocketAddress?
     private(set) var streams: [Int32: StreamContext] = [:]
+    /// Finds the frames in what the peer sends, for ``history``.
+    private var scanner: InboundFrameScanner
+    /// What is left of closed streams, to answer frames on them (RFC 9113 §5.1).
+    var history: StreamHistory
+    /// The stream of the last RST_STREAM received (libnghttp2 closes it right after telling us).
+    var peerResetStream: Int32 = 0
     /// The shared body of requests without one (server); dropped with ``reference`` (it holds one).
     var emptyRequestBody: StreamReader?
     /// Readers whose taken bytes wait to be credited, queued from other threads (see ``ConnectionReference/credit(_:)``).
@@ -76,6 +82,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
         session = try Session(role: sessionRole, options: options)
         machine = ConnectionStateMachine(role: sessionRole, timeouts: configuration.timeouts)
+        scanner = InboundFrameScanner(skipsPreface: sessionRole == .server)
+        history = StreamHistory(peerOpensOddStreams: sessionRole == .server)
         installCallbacks()
     }
 
@@ -145,18 +153,55 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// Feeds what the socket read to libnghttp2. The scanner finds each frame first; one that ``StreamHistory`` must
+    /// check (rare: a frame on a closed stream, a PRIORITY frame) is checked once libnghttp2 has read the frames
+    /// before it, so that the check sees the streams they closed and a GOAWAY names the last stream they opened.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         isReading = true
-        do {
-            try buffer.withUnsafeReadableBytes { bytes in
-                _ = try session.receive(bytes)
+        history.readBegins()
+        buffer.withUnsafeReadableBytes { bytes in
+            var fed = 0
+            var alive = true
+            scanner.scan(bytes) { frame, start in
+                guard history.needsCheck(frame, isOpen: { streams[$0] != nil }) else { return true }
+                if start > fed {
+                    alive = receive(UnsafeRawBufferPointer(rebasing: bytes[fed..<start]))
+                    fed = start
+                    guard alive else { return false }
+                }
+                guard let violation = history.violation(frame, isOpen: streams[frame.streamID] != nil) else { return true }
+                alive = peerViolated(violation)
+                return alive
             }
+            if alive, fed < bytes.count { _ = receive(UnsafeRawBufferPointer(rebasing: bytes[fed...])) }
+        }
+    }
+
+    /// Hands `bytes` to libnghttp2; `false` when that ended the connection.
+    private func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        do {
+            _ = try session.receive(bytes)
+            return true
         } catch let error as NGHTTP2Error {
             connectionError(error)
         } catch {
             logger.error("HTTP/2 callback failed: \(error)")
             connectionError(.callbackFailure)
+        }
+        return false
+    }
+
+    /// The peer broke a rule libnghttp2 does not check (see ``StreamHistory``). Returns whether the connection goes on.
+    private func peerViolated(_ violation: StreamHistory.Violation) -> Bool {
+        switch violation {
+        case .stream(let streamID, let errorCode):
+            logger.debug("stream \(streamID): a frame after the peer's RST_STREAM; RST_STREAM \(errorCode) (RFC 9113 §5.1)")
+            try? session.submitRSTStream(streamID: streamID, errorCode: errorCode)
+            return true
+        case .connection(let errorCode, let reason):
+            endConnection(errorCode: errorCode, reason: reason, failing: HTTP2Error.protocolViolation(errorCode: errorCode, detail: reason))
+            return false
         }
     }
 
@@ -280,6 +325,19 @@ final class ConnectionHandler: ChannelInboundHandler {
         flushAndClose()
     }
 
+    /// A protocol error this side detected itself: GOAWAY(`errorCode`) with `reason` as its debug data, flush, close;
+    /// every stream fails with `error`.
+    func endConnection(errorCode: ErrorCode, reason: String, failing error: HTTP2Error) {
+        guard machine.connectionFailed(error) else {
+            context?.close(promise: nil)
+            return
+        }
+        logger.debug("HTTP/2 connection error: \(reason)")
+        failAllStreams(error)
+        try? session.submitGoaway(errorCode: errorCode, debugData: Array(reason.utf8))
+        flushAndClose()
+    }
+
     private func connectionEnded() {
         let error = HTTP2Error.connectionClosed(errorCode: machine.goAwayReceived?.errorCode)
         guard machine.channelClosed(because: error) else { return }
@@ -378,6 +436,26 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard let stream = streamRemoved(streamID) else { return }
         try? session.submitRSTStream(streamID: streamID, errorCode: errorCode)
         fail(stream, error)
+        scheduleFlush()
+    }
+
+    /// The stream's response ended before its request (see `endStreamSent`): the rest of the request drains.
+    func drainStarted(_ stream: StreamContext) {
+        stream.isDraining = true
+        machine.drainStarted(stream.id, now: now)
+        armTimer()
+    }
+
+    func drainEnded(_ streamID: Int32) {
+        machine.drainEnded(streamID)
+    }
+
+    /// Ends a stream's drain: RST_STREAM NO_ERROR asks the client to stop sending its request.
+    func stopDraining(_ streamID: Int32) {
+        guard let stream = streams[streamID], stream.isDraining, !stream.resetLocally else { return }
+        stream.resetLocally = true
+        machine.drainEnded(streamID)
+        try? session.submitRSTStream(streamID: streamID, errorCode: .noError)
         scheduleFlush()
     }
 
@@ -556,6 +634,8 @@ final class ConnectionHandler: ChannelInboundHandler {
                 flush()
             case .sendFinalGoAway:
                 sendFinalGoAway()
+            case .stopDraining(let streamID):
+                stopDraining(streamID)
             case .close(let expiry, let errorCode, let lastStreamID):
                 let error = expiry.error(timeouts: configuration.timeouts)
                 logger.debug("closing the connection: \(error)")

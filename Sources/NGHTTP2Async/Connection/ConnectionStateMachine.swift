@@ -45,6 +45,9 @@ struct ConnectionStateMachine {
         /// How long a finished session waits for its last bytes to reach the socket before the channel is closed
         /// anyway.
         var closeLinger: Duration = .seconds(5)
+        /// How long the rest of a request is read and dropped after its response ended, before RST_STREAM NO_ERROR
+        /// asks the client to stop (RFC 9113 §8.1).
+        var drain: Duration = .seconds(1)
 
         init(
             preface: Duration? = nil,
@@ -139,6 +142,9 @@ struct ConnectionStateMachine {
     private var lastHeard: Instant?
     /// The stream whose header block is in progress.
     private var headerBlockStream: Int32?
+    /// Streams whose response ended before their request, with the time their drain ends (earliest first: every
+    /// drain lasts the same).
+    private var draining: [(streamID: Int32, deadline: Instant)] = []
 
     init(role: Session.Role, timeouts: Timeouts) {
         self.role = role
@@ -417,6 +423,21 @@ struct ConnectionStateMachine {
 
     // MARK: Deadlines
 
+    /// A stream's response ended before its request: the rest of the request drains until ``Timeouts/drain`` has
+    /// passed, when ``OnDeadline/stopDraining(_:)`` asks for RST_STREAM NO_ERROR.
+    mutating func drainStarted(_ streamID: Int32, now: Instant) {
+        guard !isClosingOrClosed else { return }
+        draining.append((streamID, now + timeouts.drain))
+        deadlines.drain = draining.first?.deadline
+    }
+
+    /// The stream stopped draining: the request ended, the stream closed, or it was reset.
+    mutating func drainEnded(_ streamID: Int32) {
+        guard let index = draining.firstIndex(where: { $0.streamID == streamID }) else { return }
+        draining.remove(at: index)
+        deadlines.drain = draining.first?.deadline
+    }
+
     /// The earliest deadline, if any: when the handler's timer should fire.
     var nextDeadline: Instant? { deadlines.earliest }
 
@@ -432,6 +453,8 @@ struct ConnectionStateMachine {
         case sendNoticeAndPing(UInt64)
         /// The shutdown PING went unanswered: send the final GOAWAY anyway.
         case sendFinalGoAway
+        /// A stream drained for ``Timeouts/drain``: reset it with NO_ERROR (RFC 9113 §8.1).
+        case stopDraining(Int32)
     }
 
     /// Acts on the earliest deadline at or before `now`. Call it until it returns ``OnDeadline/none``.
@@ -471,6 +494,11 @@ struct ConnectionStateMachine {
             if case .sendNoticeAndPing(let data) = beginGracefulShutdown(now: now, gracePeriod: timeouts.gracePeriod) {
                 return .sendNoticeAndPing(data)
             }
+        }
+        if let due = deadlines.drain, due <= now {
+            let streamID = draining.removeFirst().streamID
+            deadlines.drain = draining.first?.deadline
+            return .stopDraining(streamID)
         }
         if let due = deadlines.keepAlivePing, due <= now {
             deadlines.keepAlivePing = nil
@@ -512,6 +540,7 @@ extension ConnectionStateMachine {
         var keepAliveAck: Instant?
         var shutdownPing: Instant?
         var grace: Instant?
+        var drain: Instant?
 
         /// The earliest of them (no array: this runs on every request).
         var earliest: Instant? {
@@ -521,7 +550,7 @@ extension ConnectionStateMachine {
                 return min(a, b)
             }
             let timers = earlier(earlier(preface, headerBlock), earlier(idle, age))
-            return earlier(timers, earlier(earlier(keepAlivePing, keepAliveAck), earlier(shutdownPing, grace)))
+            return earlier(earlier(timers, drain), earlier(earlier(keepAlivePing, keepAliveAck), earlier(shutdownPing, grace)))
         }
     }
 }

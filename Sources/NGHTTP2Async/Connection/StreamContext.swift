@@ -22,6 +22,11 @@ final class StreamContext {
     // Server
     var handlerTask: Task<Void, Never>?
     var responseSubmitted = false
+    /// The response ended before the request: the rest of the request is read and dropped for a while (see
+    /// `endStreamSent`).
+    var isDraining = false
+    /// This side reset the stream with RST_STREAM NO_ERROR (at the end of a drain).
+    var resetLocally = false
     /// A response body given whole, sent from here (see ``read(into:streamID:session:)``): no ``OutboundBody`` per
     /// response. `nil` once sent or when the stream failed.
     private var wholeBody: WholeBody?

@@ -26,14 +26,16 @@ public struct HTTP2Error: Error, Hashable, Sendable, CustomStringConvertible {
     /// The HTTP/2 error code the stream or connection ended with: the RST_STREAM code for ``Code/streamReset``
     /// ([RFC 9113 §6.4](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.4)), the GOAWAY code for
     /// ``Code/connectionClosed`` when a GOAWAY was received
-    /// ([RFC 9113 §6.8](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.8)); `nil` otherwise.
+    /// ([RFC 9113 §6.8](https://www.rfc-editor.org/rfc/rfc9113.html#section-6.8)), the code this side's GOAWAY
+    /// carried for a ``Code/protocolViolation`` that it detected itself; `nil` otherwise.
     public let errorCode: ErrorCode?
 
     /// For ``Code/streamReset``: whether the peer sent the RST_STREAM (`true`) or this side did (`false`).
     /// `false` for every other code.
     public let byPeer: Bool
 
-    /// For ``Code/protocolViolation``: the libnghttp2 error that made the connection fatal; `nil` otherwise.
+    /// For ``Code/protocolViolation``: the libnghttp2 error that made the connection fatal; `nil` otherwise (and for
+    /// a violation this package detected itself, whose rule is in ``detail``).
     public let underlying: NGHTTP2Error?
 
     /// For ``Code/bodyTooLarge``: the limit in bytes that the body went over; `nil` otherwise.
@@ -43,7 +45,8 @@ public struct HTTP2Error: Error, Hashable, Sendable, CustomStringConvertible {
     public let timeout: Duration?
 
     /// A text that says more: the URL for ``Code/invalidURL``, what was wrong for ``Code/malformedMessage`` and
-    /// ``Code/invalidArgument``, an optional explanation for ``Code/connectionClosed``; `nil` otherwise.
+    /// ``Code/invalidArgument``, the rule broken for a ``Code/protocolViolation`` this package detected, an optional
+    /// explanation for ``Code/connectionClosed``; `nil` otherwise.
     public let detail: String?
 
     private init(
@@ -162,6 +165,13 @@ extension HTTP2Error {
         HTTP2Error(.protocolViolation, underlying: error)
     }
 
+    /// The peer broke a rule of RFC 9113 that this package checks itself (`detail` says which, with its section), and
+    /// the connection was closed with GOAWAY(`errorCode`)
+    /// ([RFC 9113 §5.4.1](https://www.rfc-editor.org/rfc/rfc9113.html#section-5.4.1)).
+    public static func protocolViolation(errorCode: ErrorCode, detail: String) -> HTTP2Error {
+        HTTP2Error(.protocolViolation, errorCode: errorCode, detail: detail)
+    }
+
     /// A body was larger than the limit given to ``StreamReader/collect(upTo:)``.
     public static func bodyTooLarge(limit: Int) -> HTTP2Error {
         HTTP2Error(.bodyTooLarge, limit: limit)
@@ -227,7 +237,7 @@ extension HTTP2Error {
             "stream \(streamID ?? 0) was reset \(byPeer ? "by the peer" : "locally") with \(errorCode ?? .noError)"
         case .connectionClosed:
             "the connection closed" + (errorCode.map { " (GOAWAY \($0))" } ?? "") + (detail.map { ": \($0)" } ?? "")
-        case .protocolViolation: "HTTP/2 protocol violation: " + (underlying.map { "\($0)" } ?? "")
+        case .protocolViolation: "HTTP/2 protocol violation: " + (underlying.map { "\($0)" } ?? detail ?? "")
         case .bodyTooLarge: "the body is larger than \(limit ?? 0) bytes"
         case .invalidURL: "invalid URL: \(what)"
         case .malformedMessage: "malformed HTTP message: \(what)"
