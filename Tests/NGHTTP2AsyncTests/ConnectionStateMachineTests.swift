@@ -14,6 +14,31 @@ import NGHTTP2
         return machine
     }
 
+    // MARK: Glitches (RFC 9113 §10.5)
+
+    @Test func aPeerMayCauseABurstOfGlitchesAndThenOnlyTheRefillRate() {
+        var machine = started(.server, Machine.Timeouts(glitches: GlitchLimit(burst: 3, perSecond: 2)))
+        let burst = (0..<3).map { _ in machine.peerGlitched(now: t0) }
+        #expect(burst == [false, false, false], "the burst is taken")
+        let tooMany = machine.peerGlitched(now: t0)
+        #expect(tooMany, "one more at once is too many")
+        var later = started(.server, Machine.Timeouts(glitches: GlitchLimit(burst: 3, perSecond: 2)))
+        for _ in 0..<3 { _ = later.peerGlitched(now: t0) }
+        let earned = later.peerGlitched(now: t0 + .milliseconds(500))
+        #expect(!earned, "half a second earns one at 2 a second")
+        let onlyOne = later.peerGlitched(now: t0 + .milliseconds(600))
+        #expect(onlyOne, "and only one")
+        let refilled = later.peerGlitched(now: t0 + .seconds(60))
+        #expect(!refilled, "a quiet minute refills the bucket")
+    }
+
+    @Test func withoutALimitGlitchesNeverEndTheConnection() {
+        var machine = started(.server, Machine.Timeouts())
+        var exceeded = false
+        for _ in 0..<10_000 where machine.peerGlitched(now: t0) { exceeded = true }
+        #expect(!exceeded)
+    }
+
     // MARK: Starting
 
     @Test func aConnectionStartsOnceAndBecomesActiveWithThePeersFirstFrame() {

@@ -23,6 +23,12 @@ extension Session {
         /// than ``onFrameSent`` when that is all you need, e.g. for a server that answered before the request body
         /// ended and now asks the client to stop with RST_STREAM NO_ERROR (RFC 9113 §8.1).
         public var onEndStreamSent: ((_ streamID: Int32) throws -> Void)?
+        /// This side sent GOAWAY (RFC 9113 §6.8), also one that libnghttp2 queued itself on a connection error: its
+        /// last stream ID, error code and debug data. Cheaper than ``onFrameSent`` when that is all you need.
+        public var onGoAwaySent: ((_ lastStreamID: Int32, _ errorCode: ErrorCode, _ debugData: [UInt8]) throws -> Void)?
+        /// This side sent RST_STREAM on `streamID` with `errorCode` (RFC 9113 §6.4), also one that libnghttp2 queued
+        /// itself for a stream error. Cheaper than ``onFrameSent`` when that is all you need.
+        public var onRSTStreamSent: ((_ streamID: Int32, _ errorCode: ErrorCode) throws -> Void)?
         /// A frame could not be sent, with the reason (e.g. ``NGHTTP2Error/startStreamNotAllowed`` after GOAWAY).
         public var onFrameNotSent: ((_ frame: Frame, _ error: NGHTTP2Error) throws -> Void)?
         /// A received frame was invalid; libnghttp2 has already reset the stream or closed the connection.

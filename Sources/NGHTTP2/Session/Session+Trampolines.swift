@@ -120,6 +120,19 @@ enum Trampolines {
                 let rv = run(session, streamID: hd.stream_id) { try callback(hd.stream_id) }
                 if rv != 0 { return rv }
             }
+            if let callback = session.callbacks.onRSTStreamSent, hd.type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
+                let errorCode = ErrorCode(rawValue: frame.pointee.rst_stream.error_code)
+                let rv = run(session, streamID: hd.stream_id) { try callback(hd.stream_id, errorCode) }
+                if rv != 0 { return rv }
+            }
+            if let callback = session.callbacks.onGoAwaySent, hd.type == UInt8(NGHTTP2_GOAWAY.rawValue) {
+                let goaway = frame.pointee.goaway
+                let debugData = goaway.opaque_data.map { Array(UnsafeBufferPointer(start: $0, count: goaway.opaque_data_len)) } ?? []
+                let rv = run(session, streamID: 0) {
+                    try callback(goaway.last_stream_id, ErrorCode(rawValue: goaway.error_code), debugData)
+                }
+                if rv != 0 { return rv }
+            }
             guard let callback = session.callbacks.onFrameSent else { return 0 }
             return run(session, streamID: hd.stream_id) { try callback(Frame(frame)) }
         }

@@ -12,6 +12,18 @@ extension ConnectionHandler {
         session.callbacks.onDataChunk = { [unowned self] streamID, bytes in dataReceived(streamID: streamID, bytes) }
         session.callbacks.onStreamClosed = { [unowned self] streamID, errorCode in streamClosed(streamID, errorCode) }
         session.callbacks.onFrameNotSent = { [unowned self] frame, error in frameNotSent(frame, error) }
+        if configuration.timeouts.glitches != nil {
+            session.callbacks.onRSTStreamSent = { [unowned self] _, errorCode in
+                // A reset for something the peer did (not the application's CANCEL or INTERNAL_ERROR) is a glitch.
+                switch errorCode {
+                case .protocolError, .flowControlError, .streamClosed, .frameSizeError, .refusedStream, .compressionError:
+                    peerGlitched()
+                default:
+                    break
+                }
+            }
+        }
+        session.callbacks.onGoAwaySent = { [unowned self] _, errorCode, debugData in goAwaySent(errorCode, debugData) }
         if isServer {
             session.callbacks.onEndStreamSent = { [unowned self] streamID in endStreamSent(streamID) }
         }

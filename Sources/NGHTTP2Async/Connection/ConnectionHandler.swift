@@ -53,6 +53,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     var history: StreamHistory
     /// The stream of the last RST_STREAM received (libnghttp2 closes it right after telling us).
     var peerResetStream: Int32 = 0
+    /// The peer went over ``ConnectionStateMachine/Timeouts/glitches``: the connection ends after this read.
+    private var glitchLimitReached = false
     /// The shared body of requests without one (server); dropped with ``reference`` (it holds one).
     var emptyRequestBody: StreamReader?
     /// Readers whose taken bytes wait to be credited, queued from other threads (see ``ConnectionReference/credit(_:)``).
@@ -164,6 +166,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             var fed = 0
             var alive = true
             scanner.scan(bytes) { frame, start in
+                // An empty DATA frame that does not end its stream carries nothing (CVE-2019-9518): a glitch.
+                if frame.type == InboundFrameScanner.Frame.data, frame.length == 0, frame.flags & InboundFrameScanner.Frame.endStream == 0 {
+                    peerGlitched()
+                }
                 guard history.needsCheck(frame, isOpen: { streams[$0] != nil }) else { return true }
                 if start > fed {
                     alive = receive(UnsafeRawBufferPointer(rebasing: bytes[fed..<start]))
@@ -182,6 +188,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func receive(_ bytes: UnsafeRawBufferPointer) -> Bool {
         do {
             _ = try session.receive(bytes)
+            guard !glitchLimitReached else {
+                glitchLimitExceeded()
+                return false
+            }
             return true
         } catch let error as NGHTTP2Error {
             connectionError(error)
@@ -197,7 +207,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         switch violation {
         case .stream(let streamID, let errorCode):
             logger.debug("stream \(streamID): a frame after the peer's RST_STREAM; RST_STREAM \(errorCode) (RFC 9113 §5.1)")
-            try? session.submitRSTStream(streamID: streamID, errorCode: errorCode)
+            try? session.submitRSTStream(streamID: streamID, errorCode: errorCode)  // a glitch once sent
             return true
         case .connection(let errorCode, let reason):
             endConnection(errorCode: errorCode, reason: reason, failing: HTTP2Error.protocolViolation(errorCode: errorCode, detail: reason))
@@ -283,6 +293,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             if buffer.readableBytes > 0 {
                 context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
             }
+            // The resets just sent took the peer over its glitch limit.
+            if glitchLimitReached { return glitchLimitExceeded() }
         }
         if !session.wantsRead && !session.wantsWrite && machine.sessionFinished(now: now) {
             logger.debug("HTTP/2 session finished; closing")
@@ -323,6 +335,27 @@ final class ConnectionHandler: ChannelInboundHandler {
         failAllStreams(HTTP2Error.protocolViolation(error))
         try? session.terminate(errorCode: code)
         flushAndClose()
+    }
+
+    /// The peer caused a stream error (this side sent RST_STREAM for it) or sent an empty DATA frame. Inside a
+    /// libnghttp2 callback: the connection ends after the read (``receive(_:)``) or the write (``flush()``).
+    func peerGlitched() {
+        if !glitchLimitReached, !machine.isClosingOrClosed, machine.peerGlitched(now: now) { glitchLimitReached = true }
+    }
+
+    private func glitchLimitExceeded() {
+        glitchLimitReached = false
+        let limit = configuration.timeouts.glitches ?? GlitchLimit()
+        let reason = "more than \(limit.burst) stream errors and invalid frames, or more than \(limit.perSecond) a second (RFC 9113 §10.5)"
+        endConnection(errorCode: .enhanceYourCalm, reason: reason, failing: HTTP2Error.protocolViolation(errorCode: .enhanceYourCalm, detail: reason))
+    }
+
+    /// A GOAWAY left (a libnghttp2 callback). One with an error code that nothing here asked for is libnghttp2's
+    /// answer to a protocol error it found (RFC 9113 §5.4.1): the streams still open fail with that reason.
+    func goAwaySent(_ errorCode: ErrorCode, _ debugData: [UInt8]) {
+        guard errorCode != .noError else { return }
+        let reason = debugData.isEmpty ? "GOAWAY \(errorCode) sent" : String(decoding: debugData, as: UTF8.self)
+        machine.ended(because: HTTP2Error.protocolViolation(errorCode: errorCode, detail: reason))  // the first reason wins
     }
 
     /// A protocol error this side detected itself: GOAWAY(`errorCode`) with `reason` as its debug data, flush, close;

@@ -45,6 +45,9 @@ struct ConnectionStateMachine {
         /// How long a finished session waits for its last bytes to reach the socket before the channel is closed
         /// anyway.
         var closeLinger: Duration = .seconds(5)
+        /// How many peer-caused stream errors and invalid frames the connection takes (RFC 9113 §10.5): `nil`, no
+        /// limit.
+        var glitches: GlitchLimit?
         /// How long the rest of a request is read and dropped after its response ended, before RST_STREAM NO_ERROR
         /// asks the client to stop (RFC 9113 §8.1).
         var drain: Duration = .seconds(1)
@@ -57,8 +60,10 @@ struct ConnectionStateMachine {
             maxStreams: Int? = nil,
             gracePeriod: Duration? = nil,
             keepAliveInterval: Duration? = nil,
-            keepAliveTimeout: Duration = .seconds(20)
+            keepAliveTimeout: Duration = .seconds(20),
+            glitches: GlitchLimit? = nil
         ) {
+            self.glitches = glitches
             self.gracePeriod = gracePeriod
             self.preface = preface
             self.headerBlock = headerBlock
@@ -142,6 +147,10 @@ struct ConnectionStateMachine {
     private var lastHeard: Instant?
     /// The stream whose header block is in progress.
     private var headerBlockStream: Int32?
+    /// Glitches the peer may still cause now (a token bucket, full until the first one).
+    private var glitchTokens: Int?
+    /// When the bucket last earned a token.
+    private var glitchesCountedSince: Instant = .zero
     /// Streams whose response ended before their request, with the time their drain ends (earliest first: every
     /// drain lasts the same).
     private var draining: [(streamID: Int32, deadline: Instant)] = []
@@ -422,6 +431,28 @@ struct ConnectionStateMachine {
     }
 
     // MARK: Deadlines
+
+    /// The peer caused a stream error or sent an invalid frame (a "glitch": a malformed request, a frame on a closed
+    /// stream, a zero WINDOW_UPDATE, …). Returns `true` when that exceeds ``Timeouts/glitches``: the connection is
+    /// to end with GOAWAY ENHANCE_YOUR_CALM. Resetting streams costs the peer nothing and this side the work each one
+    /// started (CVE-2025-8671, "MadeYouReset"); libnghttp2 1.52 has no such limit.
+    mutating func peerGlitched(now: Instant) -> Bool {
+        guard let limit = timeouts.glitches else { return false }
+        var tokens = glitchTokens ?? limit.burst
+        if glitchTokens == nil { glitchesCountedSince = now }
+        let perToken = Duration.seconds(1) / max(1, limit.perSecond)
+        let earned = Int((now - glitchesCountedSince) / perToken)
+        if earned > 0 {
+            tokens = min(limit.burst, tokens + earned)
+            glitchesCountedSince = tokens == limit.burst ? now : glitchesCountedSince + perToken * earned
+        }
+        guard tokens > 0 else {
+            glitchTokens = 0
+            return true
+        }
+        glitchTokens = tokens - 1
+        return false
+    }
 
     /// A stream's response ended before its request: the rest of the request drains until ``Timeouts/drain`` has
     /// passed, when ``OnDeadline/stopDraining(_:)`` asks for RST_STREAM NO_ERROR.

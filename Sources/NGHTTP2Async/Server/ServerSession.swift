@@ -148,6 +148,10 @@ extension ServerSession {
         /// and NO_ERROR: its requests were not processed and may be retried) while the others keep working. Connections
         /// still in their TLS handshake are not counted (``handshakeTimeout`` bounds them). Default `nil` (no limit).
         public var maxConnections: Int?
+        /// How many stream errors and invalid frames one client may cause before its connection gets GOAWAY
+        /// ENHANCE_YOUR_CALM (CVE-2025-8671). Default ``GlitchLimit/init(burst:perSecond:)`` (1,000 at once, 33 per
+        /// second); `nil` turns the limit off.
+        public var glitchLimit: GlitchLimit? = GlitchLimit()
         /// A streaming response body's writer waits while more than this many bytes are queued.
         public var bodyHighWatermark = 256 << 10
         /// Where connection events (debug) and frames (trace) are logged.
@@ -175,7 +179,8 @@ extension ServerSession {
                     idle: idleTimeout,
                     maxAge: maxConnectionAge,
                     maxStreams: maxRequestsPerConnection,
-                    gracePeriod: gracePeriod
+                    gracePeriod: gracePeriod,
+                    glitches: glitchLimit
                 ),
                 logger: logger,
                 frameObserver: frameObserver
