@@ -59,7 +59,7 @@ public final class ServerSession: Sendable {
             }
         )
         let channel = try await ServerBootstrap(group: eventLoopGroup)
-            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.backlog, value: Int32(clamping: configuration.listenBacklog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
@@ -123,6 +123,10 @@ extension ServerSession {
         /// TLS: the certificate and key to serve (``NGHTTP2TLSConfiguration/makeServerConfiguration(certificateChain:privateKey:)``),
         /// and optionally client-certificate verification. `nil` serves cleartext HTTP/2 (h2c, prior knowledge).
         public var tls: NGHTTP2TLSConfiguration?
+        /// The listening socket's queue of connections not yet accepted (`listen(2)`'s backlog; the kernel caps it at
+        /// `net.core.somaxconn`). A burst of new connections larger than this waits for SYN retransmits (1 s, 3 s, …).
+        /// Default 4,096.
+        public var listenBacklog = 4096
         /// How long a client may take to finish the TLS handshake. Default 10 seconds.
         public var handshakeTimeout: Duration = .seconds(10)
         /// How long a graceful close waits for streams in flight. Default 10 seconds.

@@ -196,3 +196,23 @@ struct AbuseTests {
         await server.close()
     }
 }
+
+/// Many connections at once.
+@Suite(.timeLimit(.minutes(3)))
+struct ManyConnectionsTests {
+    /// 10,000 concurrent connections from h2load (one request each), while a client of ours is served on its own
+    /// connection; afterwards the server holds no connection.
+    @Test func tenThousandConcurrentConnectionsAreServed() async throws {
+        let server = try await ConformanceServer.start(.h2c)
+        let wellBehaved = try await AbuseTests.served(by: server, requests: 200)
+        let result = try await Peers.run(
+            "h2load", ["-c", "10000", "-n", "10000", "-m", "1", "-t", "1", "http://127.0.0.1:\(server.port)/"], timeout: .seconds(150))
+        #expect(result.status == 0, "h2load: \(result.stderr)")
+        #expect(result.text.contains("10000 succeeded"), "\(result.text)")
+        #expect(try await wellBehaved.value == 200)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while server.session.connectionCount > 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(server.session.connectionCount == 0)
+        await server.close()
+    }
+}
