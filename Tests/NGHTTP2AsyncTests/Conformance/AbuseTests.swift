@@ -121,6 +121,22 @@ struct AbuseTests {
         await server.close()
     }
 
+    /// A header block that decodes far beyond SETTINGS_MAX_HEADER_LIST_SIZE: one 4 KB field put in the HPACK dynamic
+    /// table, then referenced 12,000 times in one 16 KB frame (48 MB decoded). Fields past the limit are never stored;
+    /// the request gets 431 and the connection goes on.
+    @Test(arguments: Transport.allCases)
+    func aHeaderBlockThatDecodesFarBeyondTheLimitGets431(_ transport: Transport) async throws {
+        try await withConformanceServer(transport) { server, connection, _ in
+            var block = server.request(path: "/bomb") + HPACK.literalIndexing("x-bomb", String(repeating: "b", count: 4000))
+            block += Array(repeating: HPACK.indexed(62)[0], count: 12_000)
+            try await connection.send(.headers(1, block, endStream: true))
+            let response = await connection.expectResponse(streamID: 1, status: 431)
+            #expect(response != nil)
+            try await connection.send(.headers(3, server.request(path: "/after"), endStream: true))
+            #expect(await connection.expectResponse(streamID: 3) != nil, "the connection goes on")
+        }
+    }
+
     /// The default limit (1,000 at once) is not reached by a client that does nothing wrong: 2,000 requests on one
     /// connection, each answered.
     @Test func wellBehavedClientsNeverReachTheDefaultLimit() async throws {
