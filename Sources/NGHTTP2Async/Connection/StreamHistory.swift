@@ -43,8 +43,12 @@ struct StreamHistory {
     private var nextSlot = 0
     /// Runs of stream IDs the peer skipped: they are closed without ever having been used (§5.1.1).
     private var skipped: [ClosedRange<Int32>] = []
-    /// Streams that END_STREAM or RST_STREAM may close within the read being scanned.
-    private var closingInRead: [Int32] = []
+    /// The last four streams that END_STREAM or RST_STREAM may close within the read being scanned (a fixed ring:
+    /// no allocation, four compares per frame; a 100-response read made a growing list cost 20% of the client's CPU
+    /// per request). A frame on a stream closed earlier in the same read behind four other closings is not
+    /// noticed and is ignored, as libnghttp2 would.
+    private var closingInRead: (Int32, Int32, Int32, Int32) = (0, 0, 0, 0)
+    private var nextClosing = 0
 
     init(peerOpensOddStreams: Bool) {
         self.peerOpensOddStreams = peerOpensOddStreams
@@ -77,7 +81,21 @@ struct StreamHistory {
 
     /// A new read begins: what the previous one closed is known from libnghttp2's callbacks by now.
     mutating func readBegins() {
-        if !closingInRead.isEmpty { closingInRead.removeAll(keepingCapacity: true) }
+        closingInRead = (0, 0, 0, 0)
+    }
+
+    private mutating func mayClose(_ streamID: Int32) {
+        switch nextClosing {
+        case 0: closingInRead.0 = streamID
+        case 1: closingInRead.1 = streamID
+        case 2: closingInRead.2 = streamID
+        default: closingInRead.3 = streamID
+        }
+        nextClosing = (nextClosing + 1) & 3
+    }
+
+    private func mayHaveClosed(_ streamID: Int32) -> Bool {
+        closingInRead.0 == streamID || closingInRead.1 == streamID || closingInRead.2 == streamID || closingInRead.3 == streamID
     }
 
     // MARK: Check
@@ -93,17 +111,17 @@ struct StreamHistory {
         switch frame.type {
         case InboundFrameScanner.Frame.data, InboundFrameScanner.Frame.headers:
             guard id != 0 else { return false }  // libnghttp2's own check (PROTOCOL_ERROR)
-            defer { if frame.flags & InboundFrameScanner.Frame.endStream != 0 { closingInRead.append(id) } }
+            defer { if frame.flags & InboundFrameScanner.Frame.endStream != 0 { mayClose(id) } }
             if isPeerStream(id), id > highestPeerStreamID {
                 // A new stream (HEADERS), or DATA on an idle one (libnghttp2's check).
                 if frame.type == InboundFrameScanner.Frame.headers { peerOpened(id) }
                 return false
             }
-            if closingInRead.contains(id) { return true }
+            if mayHaveClosed(id) { return true }
             if isOpen(id) { return false }
             return closure(of: id) != nil || (isPeerStream(id) && wasSkipped(id))
         case InboundFrameScanner.Frame.rstStream:
-            if id != 0 { closingInRead.append(id) }
+            if id != 0 { mayClose(id) }
             return false
         case InboundFrameScanner.Frame.priority:
             // With RFC 7540 priorities off libnghttp2 reads PRIORITY frames only for their length (§6.3's
