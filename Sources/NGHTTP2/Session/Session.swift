@@ -192,8 +192,24 @@ extension Session {
                 output(UnsafeRawBufferPointer(start: chunk, count: count))
                 total += count
             }
+            // The session is over (e.g. its terminating GOAWAY went out after a connection error): libnghttp2 reads
+            // no provider again and closes no stream, so without this the providers of streams still open would stay
+            // until deinit, or forever when one refers back to the session's owner.
+            if !providers.isEmpty && !wantsRead && !wantsWrite { providers.removeAll() }
             return total
         }
+    }
+
+    /// Lets go of every stream's data provider and user data at once, for a connection that is over while streams
+    /// were open (its socket closed, or it is abandoned).
+    ///
+    /// libnghttp2 makes no callbacks when a session ends or is deinitialized, so the objects attached to streams
+    /// that never closed stay as long as the session does; one that refers back to whatever owns the session keeps
+    /// both alive for good. Call this when the connection ends. Afterwards the session should not be used for
+    /// those streams: a body libnghttp2 still asked for would reset its stream.
+    public func releaseStreamObjects() {
+        providers.removeAll()
+        streamUserData.removeAll()
     }
 
     /// Serializes every frame that is ready to go and returns the bytes. See ``send(_:)``.
