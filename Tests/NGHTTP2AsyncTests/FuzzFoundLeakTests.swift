@@ -45,12 +45,9 @@ import NGHTTP2
     @Test func aConnectionClosedWhileAResponseWaitsForTheWindowDoesNotLeakTheConnection() throws {
         // SETTINGS_INITIAL_WINDOW_SIZE = 0, then a GET: the response body waits for a WINDOW_UPDATE that never comes
         // before the socket closes. libnghttp2 makes no callbacks when a session goes, so stream 1's provider stays
-        // in the session. The fix belongs in ConnectionHandler.connectionEnded(): `session.releaseStreamObjects()`
-        // once the streams have failed (Sources/NGHTTP2Async/Connection/ is being changed elsewhere just now).
+        // in the session, holding the connection. ConnectionHandler.connectionEnded() releases them.
         let noWindow: [UInt8] = [0, 0, 6, 0x4, 0, 0, 0, 0, 0, 0, 0x4, 0, 0, 0, 0]
         let handler = try serve(clientPreface + noWindow + rawGet(streamID: 1))
-        withKnownIssue("ConnectionHandler does not release the session's stream objects when the connection ends") {
-            #expect(handler() == nil)
-        }
+        #expect(handler() == nil)
     }
 }

@@ -377,6 +377,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         timer?.task.cancel()
         timer = nil
         failAllStreams(machine.endedBecause ?? error)
+        // libnghttp2 makes no callback for streams still open when a session goes: their providers (a response
+        // waiting for the window holds its stream's context, which holds this handler) would keep it alive.
+        session.releaseStreamObjects()
         for data in machine.takeUnansweredPings() { pingWaiters.removeValue(forKey: data)?.resume(throwing: error) }
         logger.debug("HTTP/2 connection closed")
         if let reference { delegate?.connection(reference, emitted: .closed(machine.endedBecause)) }
