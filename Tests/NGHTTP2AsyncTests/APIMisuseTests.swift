@@ -1,6 +1,5 @@
 import HTTPTypes
 import NIOCore
-import Synchronization
 import Testing
 @testable import NGHTTP2Async
 
@@ -65,7 +64,7 @@ import Testing
 
     @Test("an informational response with a final status throws invalidArgument and sends nothing")
     func informationalWithAFinalStatusThrows() async throws {
-        let thrown = Mutex<HTTP2Error?>(nil)
+        let thrown = LockedState<HTTP2Error?>(nil)
         let server = try await ServerSession.bind(port: 0) { request in
             do {
                 try request.sendInformational(HTTPResponse(status: .ok))

@@ -2,7 +2,6 @@ import Foundation
 import NGHTTP2
 import NIOCore
 import NIOPosix
-import Synchronization
 import Testing
 
 @testable import NGHTTP2Async
@@ -514,7 +513,7 @@ private func until(_ what: String, timeout: Duration = .seconds(20), _ condition
 
 /// The result of `future`, polled (a hung future fails the test instead of hanging it).
 private func wait<T: Sendable>(_ future: EventLoopFuture<T>, _ what: String, timeout: Duration = .seconds(20)) async throws -> T {
-    let box = Mutex<Result<T, any Error>?>(nil)
+    let box = LockedState<Result<T, any Error>?>(nil)
     future.whenComplete { result in box.withLock { $0 = result } }
     try await until(what, timeout: timeout) { box.withLock { $0 != nil } }
     return try box.withLock { $0! }.get()
@@ -547,7 +546,7 @@ private final class TLSTestObservations: Sendable {
         var handler: TLSTestWeakHandler?
     }
 
-    private let state = Mutex(State())
+    private let state = LockedState(State())
     /// Whether a TLS handler is expected above which plaintext must follow the handshake event.
     let expectsHandshake: Bool
 
@@ -667,7 +666,7 @@ private final class TLSTestTruncator: ChannelOutboundHandler {
 
 /// The observations of every connection a test server accepted.
 private final class TLSTestConnectionLog: Sendable {
-    private let entries = Mutex<[TLSTestObservations]>([])
+    private let entries = LockedState<[TLSTestObservations]>([])
     var all: [TLSTestObservations] { entries.withLock { $0 } }
     func append(_ observations: TLSTestObservations) { entries.withLock { $0.append(observations) } }
 }
@@ -743,7 +742,7 @@ private final class TLSTestClient: Sendable {
     ) async throws -> TLSTestClient {
         let context = try TLSContext(configuration: configuration)
         let observations = TLSTestObservations(expectsHandshake: true)
-        let holder = Mutex<TLSTestTruncatorBox?>(nil)
+        let holder = LockedState<TLSTestTruncatorBox?>(nil)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
+@testable import NGHTTP2Async
 
-private let directoryToRemoveAtExit = Mutex<String?>(nil)
+private let directoryToRemoveAtExit = LockedState<String?>(nil)
 
 /// A small PKI for TLS tests, made once per test process with the openssl CLI in a temporary
 /// directory: a CA, a leaf for `localhost` + 127.0.0.1, a wrong-host leaf (SAN `DNS:example.org`

@@ -1,7 +1,6 @@
 import NIOCore
 import HTTPTypes
 import NGHTTP2
-import Synchronization
 
 /// A request on its way to the event loop: its converted field block, its body, and who waits for the response.
 struct PendingRequest: Sendable {
@@ -49,7 +48,13 @@ extension ConnectionHandler {
         } else {
             (outbound, provider) = (nil, stream.wholeBodyProvider(for: request.body))
         }
-        let submitted = try session.submitRequest(request.fields, body: provider)
+        let submitted: Int32
+        do {
+            submitted = try session.submitRequest(request.fields, body: provider)
+        } catch let error as NGHTTP2Error {
+            // libnghttp2 did not take it (e.g. stream IDs ran out, the session is closing): it never left this side.
+            throw HTTP2Error.notProcessed(streamID: streamID, detail: "libnghttp2 did not take the request: \(error)")
+        }
         guard submitted == streamID else {
             try? session.submitRSTStream(streamID: submitted, errorCode: .internalError)
             throw HTTP2Error.notProcessed(streamID: submitted, detail: "libnghttp2 gave stream \(submitted), not \(streamID)")
@@ -104,7 +109,7 @@ final class RequestCancellation: Sendable {
         var streamID: Int32?
     }
 
-    private let state = Mutex(State())  // inline: no allocation of its own
+    private let state = LockedState(State())  // inline: no allocation of its own
 
     var isCancelled: Bool { state.withLock { $0.cancelled } }
 

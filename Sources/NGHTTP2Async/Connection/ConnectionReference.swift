@@ -2,7 +2,6 @@ import NIOCore
 import HTTPTypes
 import Logging
 import NGHTTP2
-import Synchronization
 
 /// A sendable handle on a connection handler: everything it does hops to the connection's event loop. It is the
 /// HTTP/2 ``StreamTransport`` of the connection's readers and writers.
@@ -88,7 +87,7 @@ final class ConnectionReference: StreamTransport {
 /// Work queued by application tasks for a connection's event loop, taken in batches: the first item of a batch
 /// schedules one hop, the others ride along (no closure to allocate, no hop, per item).
 final class LoopInbox<Item: Sendable>: Sendable {
-    private let state = Mutex((items: [Item](), scheduled: false))
+    private let state = LockedState((items: [Item](), scheduled: false))
 
     /// Queues `item`; returns whether the caller must schedule the hop that takes the batch (none is pending).
     func add(_ item: Item) -> Bool {

@@ -1,5 +1,4 @@
 import NIOCore
-import Synchronization
 
 /// The server's open connections: admits new ones up to a limit, reaches each of them for a shutdown, and wakes
 /// whoever waits for the last one to close. It learns everything from the connections' events (no polling).
@@ -11,7 +10,7 @@ final class ServerConnections: ConnectionDelegate {
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = LockedState(State())
     /// The most connections open at once; `nil` for no limit.
     let limit: Int?
 

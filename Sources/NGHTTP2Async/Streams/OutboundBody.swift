@@ -1,7 +1,6 @@
 import NIOCore
 import HTTPTypes
 import NGHTTP2
-import Synchronization
 
 /// A streaming body on its way out: chunks queued by a writer, drained by libnghttp2's DATA reads as flow control
 /// allows. Lives on the connection's event loop. (A body given whole is sent by its ``StreamContext``.)
@@ -136,7 +135,7 @@ final class WriterGate: Sendable {
         var isClosed = false
     }
 
-    private let state = Mutex(State())
+    private let state = LockedState(State())
     let highWatermark: Int
 
     init(highWatermark: Int) {

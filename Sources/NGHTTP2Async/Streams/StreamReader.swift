@@ -1,6 +1,5 @@
 public import NIOCore
 public import HTTPTypes
-import Synchronization
 
 /// The body of a received message, read as the application wants it.
 ///
@@ -80,7 +79,7 @@ public final class StreamReader: AsyncSequence, Sendable {
 extension StreamReader {
     /// The reader's shared state: filled on the connection's event loop, read from the application's tasks.
     final class Storage: Sendable {
-        private let state = Mutex(StateMachine())  // inline: no allocation of its own
+        private let state = LockedState(StateMachine())  // inline: no allocation of its own
         /// Credits bytes to the stream's window, on the connection's event loop.
         private let connection: any StreamTransport
         let streamID: Int32
