@@ -119,7 +119,8 @@ extension ConnectionHandler {
             default: .streamReset(streamID: streamID, errorCode: errorCode, byPeer: stream.resetByPeer)
             }
         }
-        guard errorCode == .noError else {
+        // A server's stream the client reset, even with NO_ERROR, is abandoned: its handler is cancelled.
+        guard errorCode == .noError, !(isServer && byPeer) else {
             logger.debug("stream \(streamID) closed: \(error)")
             return fail(stream, error)
         }
@@ -149,11 +150,14 @@ extension ConnectionHandler {
     private func frameNotSent(_ frame: Frame, _ error: NGHTTP2Error) {
         logger.debug("frame not sent (\(error)): \(frame.type) on stream \(frame.streamID)")
         guard frame.type == .headers, let stream = streamRemoved(frame.streamID) else { return }
-        switch error {
-        case .startStreamNotAllowed, .streamClosing, .sessionClosing:
-            fail(stream, HTTP2Error.notProcessed(streamID: frame.streamID))
-        default:
-            fail(stream, HTTP2Error.protocolViolation(error))
+        // A client's request whose HEADERS did not go out never left this side, whatever the reason: retry-safe.
+        var isRequest: Bool {
+            if case .headers(.request, _, _, _) = frame.payload { return true }
+            return false
         }
+        if (!isServer && isRequest) || error == .startStreamNotAllowed || error == .streamClosing || error == .sessionClosing {
+            return fail(stream, HTTP2Error.notProcessed(streamID: frame.streamID, detail: "its HEADERS were not sent: \(error)"))
+        }
+        fail(stream, HTTP2Error.protocolViolation(error))
     }
 }

@@ -386,13 +386,15 @@ final class ConnectionHandler: ChannelInboundHandler {
         closed?.succeed()
     }
 
-    /// Fails every open stream. On a client, requests libnghttp2 never sent fail as not processed (safe to retry).
+    /// Fails every open stream. On a client, requests libnghttp2 never sent, and those above the last stream a
+    /// received GOAWAY says the server processed (RFC 9113 §6.8), fail as not processed (safe to retry).
     func failAllStreams(_ error: any Error) {
         let open = streams
         streams.removeAll()
+        let lastProcessed = machine.goAwayReceived?.lastStreamID ?? .max
         for (id, stream) in open {
             machine.streamClosed(now: now)
-            if !isServer, !session.streamExists(id) {
+            if !isServer, !session.streamExists(id) || id > lastProcessed {
                 fail(stream, HTTP2Error.notProcessed(streamID: id))
             } else {
                 fail(stream, error)
