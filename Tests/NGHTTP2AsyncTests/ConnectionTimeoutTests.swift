@@ -183,12 +183,18 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
         let server = try await SilentHTTP2Server.start(maxConcurrentStreams: 1)
         defer { server.stop() }
         var configuration = ClientSession.Configuration()
-        configuration.keepAlive = .init(interval: .milliseconds(200), timeout: .milliseconds(300))
+        // The interval leaves a busy machine (the parallel suite on 2 cores) time to send the first request: one that
+        // reached the event loop only after the PING went unanswered was, rightly, never sent.
+        configuration.keepAlive = .init(interval: .seconds(1), timeout: .milliseconds(300))
+        let headersSent = ManagedCounter()
+        configuration.frameObserver = { direction, frame in
+            if direction == .sent, frame.type == .headers { headersSent.add(1) }
+        }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)", configuration: configuration)
         let started = ContinuousClock.now
         // The first request is sent and never answered; the second waits for a free stream and is never sent.
         async let first = Result(catching: { try await client.get("/first") })
-        try await Task.sleep(for: .milliseconds(50))
+        while headersSent.value == 0, ContinuousClock.now - started < .seconds(10) { try await Task.sleep(for: .milliseconds(5)) }
         async let second = Result(catching: { try await client.get("/second") })
         let (sent, queued) = await (first, second)
         #expect(ContinuousClock.now - started < .seconds(10))
