@@ -57,7 +57,6 @@ extension ConnectionHandler {
         case .rstStream:
             // libnghttp2 closes the stream right after this callback.
             peerResetStream = frame.streamID
-            streams[frame.streamID]?.resetByPeer = true
         default:
             break
         }
@@ -116,7 +115,7 @@ extension ConnectionHandler {
         var error: HTTP2Error {
             switch errorCode {
             case .refusedStream: .notProcessed(streamID: streamID)
-            default: .streamReset(streamID: streamID, errorCode: errorCode, byPeer: stream.resetByPeer)
+            default: .streamReset(streamID: streamID, errorCode: errorCode, byPeer: byPeer)
             }
         }
         // A server's stream the client reset, even with NO_ERROR, is abandoned: its handler is cancelled.

@@ -9,8 +9,6 @@ final class StreamContext {
     let inbound: StreamReader.Storage
     /// The body this side is sending, if it is still sending.
     var outbound: OutboundBody?
-    /// Whether the peer reset the stream (RST_STREAM received).
-    var resetByPeer = false
     /// Whether the peer's final field block arrived (the request head on a server, the final response on a client).
     var headReceived = false
 
