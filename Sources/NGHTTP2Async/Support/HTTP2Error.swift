@@ -44,6 +44,10 @@ public struct HTTP2Error: Error, Hashable, Sendable, CustomStringConvertible {
     /// For ``Code/keepAliveTimeout`` and ``Code/idleTimeout``: the time that ran out; `nil` otherwise.
     public let timeout: Duration?
 
+    /// For an error thrown by ``HTTP2Client`` after it tried more than once: how many attempts were made (the first
+    /// and each retry); `nil` when there was one attempt, or the error did not come from ``HTTP2Client``.
+    public internal(set) var attempts: Int?
+
     /// A text that says more: the URL for ``Code/invalidURL``, what was wrong for ``Code/malformedMessage`` and
     /// ``Code/invalidArgument``, the rule broken for a ``Code/protocolViolation`` this package detected, an optional
     /// explanation for ``Code/connectionClosed``; `nil` otherwise.
@@ -79,7 +83,8 @@ extension HTTP2Error {
         private enum Backing: String, Hashable, Sendable {
             case notProcessed, streamReset, connectionClosed, protocolViolation, bodyTooLarge, invalidURL
             case malformedMessage, connectTimeout, sessionClosed, keepAliveTimeout, idleTimeout, readerBusy
-            case invalidArgument
+            case invalidArgument, requestTimeout, readTimeout, tooManyRedirects, redirectLoop
+            case decompressionFailed, decompressionLimit, proxyConnectFailed, clientShutDown
         }
 
         private let backing: Backing
@@ -112,6 +117,23 @@ extension HTTP2Error {
         public static let readerBusy = Code(.readerBusy)
         /// The API was called with an argument it cannot accept. See ``HTTP2Error/invalidArgument(_:)``.
         public static let invalidArgument = Code(.invalidArgument)
+
+        /// The request's deadline passed. See ``HTTP2Error/requestTimeout(_:)``.
+        public static let requestTimeout = Code(.requestTimeout)
+        /// No bytes of the response arrived for too long. See ``HTTP2Error/readTimeout(_:)``.
+        public static let readTimeout = Code(.readTimeout)
+        /// More redirects than allowed. See ``HTTP2Error/tooManyRedirects(limit:)``.
+        public static let tooManyRedirects = Code(.tooManyRedirects)
+        /// A redirect led back to a URL already visited. See ``HTTP2Error/redirectLoop(_:)``.
+        public static let redirectLoop = Code(.redirectLoop)
+        /// A compressed body could not be decoded. See ``HTTP2Error/decompressionFailed(_:)``.
+        public static let decompressionFailed = Code(.decompressionFailed)
+        /// A compressed body expanded beyond the allowed ratio. See ``HTTP2Error/decompressionLimit(ratio:)``.
+        public static let decompressionLimit = Code(.decompressionLimit)
+        /// A forward proxy did not open the tunnel. See ``HTTP2Error/proxyConnectFailed(_:)``.
+        public static let proxyConnectFailed = Code(.proxyConnectFailed)
+        /// The ``HTTP2Client`` was shut down. See ``HTTP2Error/clientShutDown``.
+        public static let clientShutDown = Code(.clientShutDown)
 
         /// The code's name, for example `"notProcessed"`.
         public var description: String { backing.rawValue }
@@ -215,6 +237,57 @@ extension HTTP2Error {
     public static func invalidArgument(_ what: String) -> HTTP2Error {
         HTTP2Error(.invalidArgument, detail: what)
     }
+
+    /// The request did not complete within its deadline (``HTTP2Client/execute(_:body:timeout:)``): the stream was
+    /// reset with CANCEL. `timeout` is the time the request was given.
+    public static func requestTimeout(_ timeout: Duration) -> HTTP2Error {
+        HTTP2Error(.requestTimeout, timeout: timeout)
+    }
+
+    /// No byte of the response (head or body) arrived for `timeout` (``HTTP2Client/Configuration/readTimeout``): the
+    /// stream was reset with CANCEL.
+    public static func readTimeout(_ timeout: Duration) -> HTTP2Error {
+        HTTP2Error(.readTimeout, timeout: timeout)
+    }
+
+    /// The response was a redirect after `limit` redirects had been followed
+    /// (``HTTP2Client/Configuration/RedirectPolicy``).
+    public static func tooManyRedirects(limit: Int) -> HTTP2Error {
+        HTTP2Error(.tooManyRedirects, limit: limit)
+    }
+
+    /// A redirect pointed at `url`, which this chain of redirects had already requested
+    /// ([RFC 9110 §15.4](https://www.rfc-editor.org/rfc/rfc9110.html#section-15.4)).
+    public static func redirectLoop(_ url: String) -> HTTP2Error {
+        HTTP2Error(.redirectLoop, detail: url)
+    }
+
+    /// The body's `content-encoding` said gzip or deflate, but the bytes could not be decoded (`what` says why).
+    public static func decompressionFailed(_ what: String) -> HTTP2Error {
+        HTTP2Error(.decompressionFailed, detail: what)
+    }
+
+    /// A compressed body decoded to more than `ratio` times its compressed size (a decompression bomb): the stream
+    /// was cancelled.
+    public static func decompressionLimit(ratio: Int) -> HTTP2Error {
+        HTTP2Error(.decompressionLimit, limit: ratio)
+    }
+
+    /// The forward proxy did not open a tunnel: `what` is its status line (for example `407 Proxy Authentication
+    /// Required`) or why the exchange failed ([RFC 9110 §9.3.6](https://www.rfc-editor.org/rfc/rfc9110.html#section-9.3.6)).
+    public static func proxyConnectFailed(_ what: String) -> HTTP2Error {
+        HTTP2Error(.proxyConnectFailed, detail: what)
+    }
+
+    /// The ``HTTP2Client`` was shut down: it takes no new requests.
+    public static let clientShutDown = HTTP2Error(.clientShutDown)
+
+    /// This error with ``attempts`` set to `count`.
+    func afterAttempts(_ count: Int) -> HTTP2Error {
+        var error = self
+        error.attempts = count
+        return error
+    }
 }
 
 // MARK: - Properties
@@ -230,7 +303,7 @@ extension HTTP2Error {
     /// A readable form, for logs and error messages.
     public var description: String {
         let what = detail ?? ""
-        return switch code {
+        let described: String = switch code {
         case .notProcessed:
             "stream \(streamID ?? 0) was not processed by the peer (safe to retry)" + (detail.map { ": \($0)" } ?? "")
         case .streamReset:
@@ -247,7 +320,17 @@ extension HTTP2Error {
         case .idleTimeout: "the connection was closed after being idle for \(timeout ?? .zero)"
         case .readerBusy: "another task is already reading this stream"
         case .invalidArgument: "invalid argument: \(what)"
+        case .requestTimeout: "the request did not complete within \(timeout ?? .zero)"
+        case .readTimeout: "no data arrived for \(timeout ?? .zero)"
+        case .tooManyRedirects: "more than \(limit ?? 0) redirects"
+        case .redirectLoop: "redirect loop: \(what) was already requested"
+        case .decompressionFailed: "the body could not be decompressed: \(what)"
+        case .decompressionLimit: "the body expanded more than \(limit ?? 0) times when decompressed"
+        case .proxyConnectFailed: "the proxy did not open a tunnel: \(what)"
+        case .clientShutDown: "the client was shut down"
         default: code.description
         }
+        guard let attempts, attempts > 1 else { return described }
+        return described + " (after \(attempts) attempts)"
     }
 }
