@@ -73,6 +73,17 @@ public final class ClientSession: Sendable {
         configuration: Configuration = Configuration(),
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> ClientSession {
+        try await connect(host: host, port: port, configuration: configuration, eventLoopGroup: eventLoopGroup, delegate: nil)
+    }
+
+    /// Connects, with `delegate` (a pool) hearing the connection's events.
+    static func connect(
+        host: String,
+        port: Int,
+        configuration: Configuration,
+        eventLoopGroup: any EventLoopGroup,
+        delegate: (any ConnectionDelegate)?
+    ) async throws -> ClientSession {
         let connectionConfiguration = configuration.connectionConfiguration
         let setup = ChannelSetup(
             tls: try configuration.tls.map { try TLSContext(configuration: $0) },
@@ -80,7 +91,7 @@ public final class ClientSession: Sendable {
             serverHostname: host,
             handshakeTimeout: configuration.connectTimeout,
             makeHTTP2Handler: {
-                try ConnectionHandler(role: .client, configuration: connectionConfiguration, delegate: nil)
+                try ConnectionHandler(role: .client, configuration: connectionConfiguration, delegate: delegate)
             }
         )
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
@@ -123,42 +134,7 @@ public final class ClientSession: Sendable {
         if request.scheme == nil { request.scheme = scheme }
         if request.authority == nil { request.authority = authority }
         // Header conversion happens here, in the caller's task, not on the connection's (busier) event loop.
-        let fields = request.http2Fields
-        let cancellation = RequestCancellation()
-        let connection = self.connection
-        guard case .writer(let produce) = body.storage else {
-            let received = try await withTaskCancellationHandler {
-                try await withFastThrowingContinuation { (continuation: FastContinuation<ReceivedResponse, any Error>) in
-                    connection.startRequest(PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation))
-                }
-            } onCancel: {
-                if let streamID = cancellation.cancel() { connection.cancelStream(streamID) }
-            }
-            return received.response
-        }
-        // A streaming body is written by a task made here, in the caller's task: it inherits its priority, task-locals
-        // and executor preference, and its cancellation. It is not a child: the response may arrive (and be read) while
-        // the body is still being written (a full-duplex echo), so this call cannot wait for the writer to finish.
-        let writer = connection.eventLoop.makePromise(of: OutboundBody.Reference.self)
-        let producer = Task {
-            guard let writer = try? await writer.futureResult.get() else { return }
-            do {
-                try await produce(BodyWriter(storage: writer))
-                writer.finishIfNeeded()
-            } catch {
-                writer.abort(error)
-            }
-        }
-        let received = try await withTaskCancellationHandler {
-            try await withFastThrowingContinuation { (continuation: FastContinuation<ReceivedResponse, any Error>) in
-                var request = PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation)
-                request.writer = writer
-                connection.startRequest(request)
-            }
-        } onCancel: {
-            producer.cancel()
-            if let streamID = cancellation.cancel() { connection.cancelStream(streamID) }
-        }
+        let received = try await connection.sendRequest(request.http2Fields, body: body, cancellation: RequestCancellation(), timeouts: nil)
         return received.response
     }
 
@@ -321,5 +297,12 @@ struct Target {
         self.port = components.port ?? (scheme == "https" ? 443 : 80)
         let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
         self.pathAndQuery = components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
+    }
+
+    /// `host[:port]` as `:authority` carries it: IPv6 addresses in brackets, the port only when it is not the
+    /// scheme's default.
+    var authority: String {
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        return port == (scheme == "https" ? 443 : 80) ? bracketed : "\(bracketed):\(port)"
     }
 }

@@ -1,43 +1,48 @@
-import NIOCore
 public import HTTPTypes
-import NIOPosix
 
-/// One-shot requests: each opens a connection, sends one request, and closes the connection once the response
-/// has been read.
+/// One-shot requests, on ``HTTP2Client/shared``: connections are reused from one call to the next (to the same
+/// origin) and close after a minute without a request.
 ///
 /// ```swift
 /// let response = try await HTTP2.get("http://127.0.0.1:8080/get")
 /// print(response.status, try await response.text())
 /// ```
 public enum HTTP2 {
-    /// Sends one request on a new connection. The connection closes when the response's body ends (read it, or
-    /// drop the response).
+    /// Sends one request and waits for the response head.
+    ///
+    /// - Parameter configuration: `nil` (the default) runs the request on ``HTTP2Client/shared``. Otherwise it runs on
+    ///   a client of its own made with this configuration, which shuts down once the response's body is done (read it,
+    ///   or drop the response): nothing is reused across such calls.
     public static func request(
         _ method: HTTPRequest.Method,
         _ url: String,
         headers: HTTPFields = [:],
         body: MessageBody = .empty,
-        configuration: ClientSession.Configuration = ClientSession.Configuration()
-    ) async throws -> ClientSession.Response {
-        let target = try Target(url)
-        let client = try await ClientSession.connect(to: url, configuration: configuration)
+        timeout: Duration? = nil,
+        configuration: HTTP2Client.Configuration? = nil
+    ) async throws -> HTTP2Client.Response {
+        guard let configuration else {
+            return try await HTTP2Client.shared.request(method, url, headers: headers, body: body, timeout: timeout)
+        }
+        let client = HTTP2Client(configuration: configuration)
         do {
-            let response = try await client.request(method, target.pathAndQuery, headers: headers, body: body)
-            client.connection.execute { $0.beginGracefulShutdown() }
+            let response = try await client.request(method, url, headers: headers, body: body, timeout: timeout)
+            // A graceful shutdown: the response's stream goes on until its body is read or dropped.
+            Task { await client.shutdown() }
             return response
         } catch {
-            await client.terminate()
+            await client.shutdown()
             throw error
         }
     }
 
-    /// GET `url` on a new connection.
-    public static func get(_ url: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
-        try await request(.get, url, headers: headers)
+    /// GET `url`.
+    public static func get(_ url: String, headers: HTTPFields = [:], timeout: Duration? = nil) async throws -> HTTP2Client.Response {
+        try await request(.get, url, headers: headers, timeout: timeout)
     }
 
-    /// POST `body` to `url` on a new connection.
-    public static func post(_ url: String, headers: HTTPFields = [:], body: MessageBody) async throws -> ClientSession.Response {
-        try await request(.post, url, headers: headers, body: body)
+    /// POST `body` to `url`.
+    public static func post(_ url: String, headers: HTTPFields = [:], body: MessageBody, timeout: Duration? = nil) async throws -> HTTP2Client.Response {
+        try await request(.post, url, headers: headers, body: body, timeout: timeout)
     }
 }

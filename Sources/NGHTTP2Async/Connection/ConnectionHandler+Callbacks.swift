@@ -81,6 +81,7 @@ extension ConnectionHandler {
             try? session.consume(streamID: streamID, count: bytes.count)
             return
         }
+        if stream.timeouts != nil { responseBytesReceived(stream) }
         switch stream.inbound.receive(bytes) {
         case .buffered:
             break

@@ -1,6 +1,7 @@
 import NIOCore
 import HTTPTypes
 import NGHTTP2
+import Logging
 
 /// A request on its way to the event loop: its converted field block, its body, and who waits for the response.
 struct PendingRequest: Sendable {
@@ -11,6 +12,18 @@ struct PendingRequest: Sendable {
     /// For a streaming body: gets the body's writer once the request is submitted (the caller's task runs the
     /// producer with it), or the request's failure.
     var writer: EventLoopPromise<OutboundBody.Reference>?
+    /// The request's deadline and read timeout, if it has either.
+    var timeouts: StreamTimeouts?
+}
+
+/// How long a client's request may take: in all (`deadline`, from when it was made) and without receiving a byte
+/// (`read`). Checked on the connection's event loop; when one passes, the stream is reset with CANCEL and the
+/// request (or its body reader) fails with ``HTTP2Error/requestTimeout(_:)`` or ``HTTP2Error/readTimeout(_:)``.
+struct StreamTimeouts: Sendable {
+    /// When the whole exchange must be over, and the time it was given (for the error).
+    var deadline: (at: NIODeadline, given: Duration)?
+    /// How long the response may go without a byte.
+    var read: Duration?
 }
 
 extension ConnectionHandler {
@@ -62,6 +75,7 @@ extension ConnectionHandler {
         stream.outbound = outbound
         stream.response = request.continuation
         streamOpened(stream, byPeer: false)
+        if let timeouts = request.timeouts { armStreamTimer(stream, timeouts) }
         scheduleFlush()
         guard request.cancellation.started(streamID) else {
             // Cancelled between the check above and now: nobody else will reset the stream.
@@ -73,8 +87,54 @@ extension ConnectionHandler {
         return OutboundBody.Reference(outbound, transport: reference)
     }
 
+    // MARK: Request timeouts
+
+    /// Starts watching a request's deadline and read timeout (one scheduled task per request that has either).
+    private func armStreamTimer(_ stream: StreamContext, _ timeouts: StreamTimeouts) {
+        stream.timeouts = timeouts
+        if timeouts.read != nil { stream.lastReceived = now }
+        scheduleStreamTimer(stream)
+    }
+
+    private func scheduleStreamTimer(_ stream: StreamContext) {
+        guard let timeouts = stream.timeouts, let eventLoop = context?.eventLoop else { return }
+        var fireAt = timeouts.deadline?.at ?? .distantFuture
+        if let read = timeouts.read {
+            let idleEnd = stream.lastReceived + read
+            fireAt = min(fireAt, NIODeadline.uptimeNanoseconds(UInt64(max(0, TimeAmount(idleEnd).nanoseconds))))
+        }
+        let streamID = stream.id
+        stream.timer = eventLoop.assumeIsolatedUnsafeUnchecked().scheduleTask(deadline: fireAt) { [weak self] in
+            self?.streamTimerFired(streamID)
+        }
+    }
+
+    /// A request's timer fired: the deadline or the read timeout passed (the stream is reset), or data arrived since
+    /// it was armed (armed again for the new end of the read timeout).
+    private func streamTimerFired(_ streamID: Int32) {
+        guard let stream = streams[streamID], let timeouts = stream.timeouts else { return }
+        stream.timer = nil
+        if let deadline = timeouts.deadline, NIODeadline.now() >= deadline.at {
+            logger.debug("stream \(streamID): the request's deadline passed")
+            return resetStream(streamID, errorCode: .cancel, failing: HTTP2Error.requestTimeout(deadline.given))
+        }
+        if let read = timeouts.read, now - stream.lastReceived >= read {
+            logger.debug("stream \(streamID): nothing received for \(read)")
+            return resetStream(streamID, errorCode: .cancel, failing: HTTP2Error.readTimeout(read))
+        }
+        scheduleStreamTimer(stream)
+    }
+
+    /// Bytes of `stream`'s response arrived (for its read timeout).
+    func responseBytesReceived(_ stream: StreamContext) {
+        if stream.timeouts?.read != nil { stream.lastReceived = now }
+    }
+
+    // MARK: Responses
+
     func clientFieldBlock(streamID: Int32, fields: [HeaderField], endStream: Bool) {
         guard let stream = streams[streamID] else { return }
+        responseBytesReceived(stream)
         if stream.headReceived {
             stream.inbound.finish(trailers: HTTPFields(http2Fields: fields))
             return
@@ -112,6 +172,9 @@ final class RequestCancellation: Sendable {
     private let state = LockedState(State())  // inline: no allocation of its own
 
     var isCancelled: Bool { state.withLock { $0.cancelled } }
+
+    /// Whether the request's stream was opened (its HEADERS were handed to libnghttp2).
+    var hasStarted: Bool { state.withLock { $0.streamID != nil } }
 
     /// Records the request's stream; returns `false` when the request was cancelled before (its task's cancel then
     /// found no stream to reset, so the caller resets it).

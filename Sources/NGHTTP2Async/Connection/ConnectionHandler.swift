@@ -91,7 +91,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// The event loop's clock (virtual on an embedded loop), as the machine's instants. Within a read burst it is
     /// read once: every request of the burst starts its header deadline at the burst's time.
-    private var now: ConnectionStateMachine.Instant {
+    var now: ConnectionStateMachine.Instant {
         if isReading, let burstStart { return burstStart }
         let now = ConnectionStateMachine.Instant.nanoseconds(Int64((context?.eventLoop.now ?? .now()).uptimeNanoseconds))
         if isReading { burstStart = now }
@@ -404,6 +404,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Fails everything waiting on a stream that is gone.
     func fail(_ stream: StreamContext, _ error: any Error) {
+        stream.timer?.cancel()
         if let response = stream.response {
             stream.response = nil
             response.resume(throwing: error)
@@ -433,6 +434,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     @discardableResult
     func streamRemoved(_ streamID: Int32) -> StreamContext? {
         guard let stream = streams.removeValue(forKey: streamID) else { return nil }
+        stream.timer?.cancel()
         machine.streamClosed(now: now)
         if reportsStreams, let reference { delegate?.connection(reference, emitted: .streamClosed(openStreams: machine.openStreams)) }
         return stream

@@ -16,6 +16,12 @@ final class StreamContext {
     /// Resumed exactly once (set to `nil` first); checked in debug builds only (``FastContinuation``).
     var response: FastContinuation<ReceivedResponse, any Error>?
     var informational: [HTTPResponse] = []
+    /// The request's deadline and read timeout, if it has either (see `armStreamTimer`).
+    var timeouts: StreamTimeouts?
+    /// When the last byte of the response (head or body) arrived; kept only when there is a read timeout.
+    var lastReceived: ConnectionStateMachine.Instant = .zero
+    /// Fires at the next of the request's deadlines; cancelled when the stream ends.
+    var timer: Scheduled<Void>?
 
     // Server
     var handlerTask: Task<Void, Never>?

@@ -1,0 +1,56 @@
+import NIOCore
+import NGHTTP2
+
+extension ConnectionReference {
+    /// Sends a request on this connection and waits for its response head: the one path of ``ClientSession`` and
+    /// ``HTTP2Client``.
+    ///
+    /// - Parameters:
+    ///   - fields: the request's field block (pseudo-header fields first), converted in the caller's task.
+    ///   - cancellation: made by the caller, which can then tell afterwards whether the stream was opened
+    ///     (``RequestCancellation/hasStarted``).
+    ///   - timeouts: the request's deadline and read timeout, checked on the event loop.
+    /// - Throws: ``HTTP2Error``, or `CancellationError` when the task was cancelled (the stream is reset with CANCEL).
+    func sendRequest(
+        _ fields: [HeaderField],
+        body: MessageBody,
+        cancellation: RequestCancellation,
+        timeouts: StreamTimeouts?
+    ) async throws -> ReceivedResponse {
+        guard case .writer(let produce) = body.storage else {
+            return try await withTaskCancellationHandler {
+                try await withFastThrowingContinuation { (continuation: FastContinuation<ReceivedResponse, any Error>) in
+                    var request = PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation)
+                    request.timeouts = timeouts
+                    startRequest(request)
+                }
+            } onCancel: {
+                if let streamID = cancellation.cancel() { cancelStream(streamID) }
+            }
+        }
+        // A streaming body is written by a task made here, in the caller's task: it inherits its priority, task-locals
+        // and executor preference, and its cancellation. It is not a child: the response may arrive (and be read) while
+        // the body is still being written (a full-duplex echo), so this call cannot wait for the writer to finish.
+        let writer = eventLoop.makePromise(of: OutboundBody.Reference.self)
+        let producer = Task {
+            guard let writer = try? await writer.futureResult.get() else { return }
+            do {
+                try await produce(BodyWriter(storage: writer))
+                writer.finishIfNeeded()
+            } catch {
+                writer.abort(error)
+            }
+        }
+        return try await withTaskCancellationHandler {
+            try await withFastThrowingContinuation { (continuation: FastContinuation<ReceivedResponse, any Error>) in
+                var request = PendingRequest(fields: fields, body: body, cancellation: cancellation, continuation: continuation)
+                request.writer = writer
+                request.timeouts = timeouts
+                startRequest(request)
+            }
+        } onCancel: {
+            producer.cancel()
+            if let streamID = cancellation.cancel() { cancelStream(streamID) }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+import Foundation
+import HTTPTypes
+import NGHTTP2
+import NIOCore
+import NIOPosix
+import Testing
+@testable import NGHTTP2Async
+
+/// ``HTTP2Client`` against real servers on 127.0.0.1: our `ServerSession`, nghttpd, and raw-frame servers that refuse
+/// or stall.
+@Suite(.timeLimit(.minutes(3)))
+struct HTTP2ClientTests {
+    /// Runs `count` GETs of `url(n)` on `client`, at most `concurrency` at a time; returns the failures.
+    func run(_ count: Int, concurrency: Int, on client: HTTP2Client, url: @escaping @Sendable (Int) -> String) async -> [String] {
+        await withTaskGroup(of: String?.self) { group in
+            var failures: [String] = []
+            var next = 0
+            func add() {
+                let n = next
+                next += 1
+                group.addTask {
+                    do {
+                        let response = try await client.get(url(n))
+                        let text = try await response.text()
+                        return response.status == .ok && text == "/\(n)" ? nil : "\(n): \(response.status) \(text)"
+                    } catch {
+                        return "\(n): \(error)"
+                    }
+                }
+            }
+            for _ in 0..<min(concurrency, count) { add() }
+            while let result = await group.next() {
+                if let result { failures.append(result) }
+                if next < count { add() }
+            }
+            return failures
+        }
+    }
+
+    // MARK: Pooling and retries
+
+    @Test func tenThousandRequestsThroughServersThatEndEveryConnectionAfterAFewRequestsAllSucceed() async throws {
+        var configuration = ServerSession.Configuration()
+        configuration.maxRequestsPerConnection = 25
+        let server = try await ServerSession.bind(port: 0, configuration: configuration) { request in
+            ServerSession.Response(body: .text(request.path))
+        }
+        let client = HTTP2Client()
+        let port = server.port
+        let failures = await run(10_000, concurrency: 64, on: client) { "http://127.0.0.1:\(port)/\($0)" }
+        #expect(failures.isEmpty, "\(failures.count) failed: \(failures.prefix(5))")
+        // Requests that raced a GOAWAY were sent again; how many depends on timing, but 400 connections ended.
+        print("HTTP2Client: 10,000 requests, \(client.retryCount) retries")
+        await client.shutdown()
+        await server.close()
+    }
+
+    @Test func whenTheServerAllowsTenStreamsAThousandConcurrentRequestsUseSeveralConnectionsAndAllSucceed() async throws {
+        let directory = try Peers.temporaryDirectory()
+        for n in 0..<1_000 { try Data("/\(n)".utf8).write(to: URL(fileURLWithPath: "\(directory)/\(n)")) }
+        let (nghttpd, port) = try await Peers.nghttpd(directory: directory, extra: ["-m", "10"])
+        defer { nghttpd.stop() }
+        var configuration = HTTP2Client.Configuration()
+        configuration.maxConnectionsPerOrigin = 4
+        let client = HTTP2Client(configuration: configuration)
+        let failures = await run(1_000, concurrency: 1_000, on: client) { "http://127.0.0.1:\(port)/\($0)" }
+        #expect(failures.isEmpty, "\(failures.count) failed: \(failures.prefix(5))")
+        #expect(client.connectionsOpened(to: "http://127.0.0.1:\(port)") == 4, "10 streams each: the pool opened all it may")
+        await client.shutdown()
+    }
+
+    @Test func aRequestRefusedWithRefusedStreamIsSentAgainAndTheLastErrorCountsTheAttempts() async throws {
+        // Refuses the first request on every connection, answers the others.
+        let server = try await RefusingServer.start(refusing: 1)
+        let client = HTTP2Client()
+        let response = try await client.get("http://127.0.0.1:\(server.port)/refused-once")
+        #expect(response.status == .ok)
+        #expect(try await response.text() == "/refused-once")
+        #expect(client.retryCount == 1)
+        await client.shutdown()
+        await server.close()
+
+        let always = try await RefusingServer.start(refusing: .max)
+        var configuration = HTTP2Client.Configuration()
+        configuration.retry = .init(maxAttempts: 3)
+        let strict = HTTP2Client(configuration: configuration)
+        do {
+            _ = try await strict.post("http://127.0.0.1:\(always.port)/never", body: .text("not idempotent, still safe"))
+            Issue.record("a request refused every time succeeded")
+        } catch let error as HTTP2Error {
+            #expect(error.code == .notProcessed)
+            #expect(error.attempts == 3)
+            #expect("\(error)".contains("after 3 attempts"))
+        }
+        await strict.shutdown()
+        await always.close()
+    }
+
+    @Test func aConnectFailureFailsTheRequestWithTheSocketsErrorAndTheNextConnectBacksOff() async throws {
+        let port = try await Peers.freePort()
+        let client = HTTP2Client()
+        let started = ContinuousClock.now
+        await #expect(throws: (any Error).self) { _ = try await client.get("http://127.0.0.1:\(port)/") }
+        await #expect(throws: (any Error).self) { _ = try await client.get("http://127.0.0.1:\(port)/") }
+        #expect(ContinuousClock.now - started >= .milliseconds(100), "the second connect waited for the backoff")
+        await client.shutdown()
+    }
+
+    @Test func shutdownWaitsForEveryRequestInFlightAndThenRefusesNewOnes() async throws {
+        let server = try await ServerSession.bind(port: 0) { request in
+            try await Task.sleep(for: .milliseconds(200))
+            return ServerSession.Response(body: .text(request.path))
+        }
+        var configuration = HTTP2Client.Configuration()
+        configuration.maxConnectionsPerOrigin = 2
+        let client = HTTP2Client(configuration: configuration)
+        let port = server.port
+        async let failures = run(300, concurrency: 300, on: client) { "http://127.0.0.1:\(port)/\($0)" }
+        try await Task.sleep(for: .milliseconds(50))
+        await client.shutdown()
+        #expect(await failures.isEmpty)
+        await #expect(throws: HTTP2Error.clientShutDown) { _ = try await client.get("http://127.0.0.1:\(port)/late") }
+        await server.close()
+    }
+
+    // MARK: Timeouts
+
+    @Test func aRequestThatOutlivesItsTimeoutFailsWithRequestTimeout() async throws {
+        let server = try await ServerSession.bind(port: 0) { request in
+            if request.path == "/slow-head" { try await Task.sleep(for: .seconds(10)) }
+            return ServerSession.Response(body: .writer { writer in
+                try await writer.write(ByteBuffer(string: "first"))
+                try await Task.sleep(for: .seconds(10))
+            })
+        }
+        let client = HTTP2Client()
+        let started = ContinuousClock.now
+        await #expect(throws: HTTP2Error.requestTimeout(.milliseconds(300))) {
+            _ = try await client.get("http://127.0.0.1:\(server.port)/slow-head", timeout: .milliseconds(300))
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let response = try await client.get("http://127.0.0.1:\(server.port)/slow-body", timeout: .milliseconds(300))
+        await #expect(throws: HTTP2Error.requestTimeout(.milliseconds(300))) { _ = try await response.text() }
+        await client.shutdown()
+        await server.close()
+    }
+
+    @Test func aResponseThatStallsLongerThanTheReadTimeoutFailsWithReadTimeout() async throws {
+        let server = try await ServerSession.bind(port: 0) { _ in
+            ServerSession.Response(body: .writer { writer in
+                for _ in 0..<5 {
+                    try await writer.write(ByteBuffer(string: "tick"))
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                try await Task.sleep(for: .seconds(10))
+            })
+        }
+        var configuration = HTTP2Client.Configuration()
+        configuration.readTimeout = .milliseconds(400)
+        let client = HTTP2Client(configuration: configuration)
+        let response = try await client.get("http://127.0.0.1:\(server.port)/ticks")
+        var received = 0
+        do {
+            for try await chunk in response.body { received += chunk.readableBytes }
+            Issue.record("the stalled body ended")
+        } catch let error as HTTP2Error {
+            #expect(error == .readTimeout(.milliseconds(400)))
+        }
+        #expect(received == 20, "ticks 100 ms apart are not a stall")
+        await client.shutdown()
+        await server.close()
+    }
+
+    @Test func aServerThatAcceptsButNeverSendsItsSettingsFailsTheConnectWithConnectTimeout() async throws {
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        var configuration = HTTP2Client.Configuration()
+        configuration.connection.connectTimeout = .milliseconds(300)
+        let client = HTTP2Client(configuration: configuration)
+        await #expect(throws: HTTP2Error.connectTimeout) { _ = try await client.get("http://127.0.0.1:\(silent.localAddress!.port!)/") }
+        await client.shutdown()
+        try await silent.close()
+    }
+
+    // MARK: Redirects
+
+    @Test func redirectsAreFollowedWhenAskedWithTheMethodAndBodyRFC9110Says() async throws {
+        let server = try await ServerSession.bind(port: 0) { request in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            switch request.path {
+            case "/303": return ServerSession.Response(status: .seeOther, headers: [.location: "/echo"])
+            case "/307": return ServerSession.Response(status: .temporaryRedirect, headers: [.location: "/echo"])
+            case "/chain/3": return ServerSession.Response(status: .found, headers: [.location: "/chain/2"])
+            case "/chain/2": return ServerSession.Response(status: .movedPermanently, headers: [.location: "1"])  // relative: /chain/1
+            case "/chain/1": return ServerSession.Response(status: .permanentRedirect, headers: [.location: "/echo"])
+            case "/loop/a": return ServerSession.Response(status: .found, headers: [.location: "/loop/b"])
+            case "/loop/b": return ServerSession.Response(status: .found, headers: [.location: "/loop/a"])
+            default:
+                let auth = request.headers[.authorization] ?? "-"
+                return ServerSession.Response(body: .text("\(request.method) \(body.readableBytes) \(auth)"))
+            }
+        }
+        let base = "http://127.0.0.1:\(server.port)"
+        let plain = HTTP2Client()
+        #expect(try await plain.get("\(base)/303").status == .seeOther, "not followed unless asked")
+        var configuration = HTTP2Client.Configuration()
+        configuration.redirects = .follow(maxRedirects: 5)
+        let client = HTTP2Client(configuration: configuration)
+        let auth: HTTPFields = [.authorization: "Bearer t"]
+        #expect(try await client.post("\(base)/303", headers: auth, body: .text("12345")).text() == "GET 0 Bearer t")
+        #expect(try await client.post("\(base)/307", headers: auth, body: .text("12345")).text() == "POST 5 Bearer t")
+        #expect(try await client.get("\(base)/chain/3").text() == "GET 0 -")
+        await #expect(throws: HTTP2Error.redirectLoop("\(base)/loop/a")) { _ = try await client.get("\(base)/loop/a") }
+        var short = HTTP2Client.Configuration()
+        short.redirects = .follow(maxRedirects: 2)
+        let shortClient = HTTP2Client(configuration: short)
+        await #expect(throws: HTTP2Error.tooManyRedirects(limit: 2)) { _ = try await shortClient.get("\(base)/chain/3") }
+        // Streaming bodies cannot be replayed: the 307 comes back.
+        let streamed = try await client.post("\(base)/307", body: .writer { try await $0.write(ByteBuffer(string: "once")) })
+        #expect(streamed.status == .temporaryRedirect)
+        for client in [plain, client, shortClient] { await client.shutdown() }
+        await server.close()
+    }
+
+    @Test func credentialsAreDroppedWhenARedirectLeavesTheOrigin() async throws {
+        let target = try await ServerSession.bind(port: 0) { request in
+            ServerSession.Response(body: .text("\(request.headers[.authorization] ?? "-") \(request.headers[.cookie] ?? "-") \(request.headers[.userAgent] ?? "-")"))
+        }
+        let origin = try await ServerSession.bind(port: 0) { _ in
+            ServerSession.Response(status: .found, headers: [.location: "http://localhost:\(target.port)/landed"])
+        }
+        var configuration = HTTP2Client.Configuration()
+        configuration.redirects = .follow()
+        let client = HTTP2Client(configuration: configuration)
+        let headers: HTTPFields = [.authorization: "Bearer secret", .cookie: "a=b", .userAgent: "tests"]
+        let response = try await client.get("http://127.0.0.1:\(origin.port)/go", headers: headers)
+        #expect(try await response.text() == "- - tests")
+        await client.shutdown()
+        await origin.close()
+        await target.close()
+    }
+
+    // MARK: One-shot calls
+
+    @Test func oneShotCallsReuseTheSharedClientsConnection() async throws {
+        let server = try await ServerSession.bind(port: 0) { request in ServerSession.Response(body: .text(request.path)) }
+        let url = "http://127.0.0.1:\(server.port)"
+        for n in 0..<5 { #expect(try await HTTP2.get("\(url)/\(n)").text() == "/\(n)") }
+        #expect(HTTP2Client.shared.connectionsOpened(to: url) == 1)
+        await server.close()
+    }
+}
+
+extension HTTP2Client {
+    /// Connections the pool of `origin` has opened (for tests).
+    func connectionsOpened(to origin: String) -> Int {
+        guard let target = try? Target(origin) else { return 0 }
+        return pool(ifExists: OriginPool.Origin(scheme: target.scheme, host: target.host, port: target.port))?.connectionsOpened ?? 0
+    }
+}
+
+/// An h2c server (raw frames) that answers RST_STREAM REFUSED_STREAM to the first `refusing` requests of each
+/// connection and `200` with the path as the body to the others.
+final class RefusingServer: Sendable {
+    let server: RawServer
+    let acceptor: Task<Void, Never>
+    var port: Int { server.port }
+
+    private init(server: RawServer, acceptor: Task<Void, Never>) {
+        self.server = server
+        self.acceptor = acceptor
+    }
+
+    static func start(refusing: Int) async throws -> RefusingServer {
+        let server = try await RawServer.start()
+        let acceptor = Task {
+            await withTaskGroup(of: Void.self) { group in
+                while let connection = try? await server.accept() {
+                    group.addTask { await serve(connection, refusing: refusing) }
+                }
+            }
+        }
+        return RefusingServer(server: server, acceptor: acceptor)
+    }
+
+    private static func serve(_ connection: RawConnection, refusing: Int) async {
+        guard await connection.readPreface(timeout: .seconds(10)) else { return await connection.close() }
+        var refused = 0
+        var sentSettings = false
+        guard let decoder = try? NGHTTP2.HPACK.Decoder() else { return await connection.close() }
+        while case .frame(let frame) = await connection.nextFrame(timeout: .seconds(30)) {
+            if frame.isSettings {
+                try? await connection.send(wire(sentSettings ? [.settingsAck] : [.settings(), .settingsAck]))
+                sentSettings = true
+            } else if frame.type == FrameType.headers {
+                // Every block is decoded (in order: HPACK's table is the connection's), refused or not.
+                let fields = (try? decoder.decode(frame.payload)) ?? []
+                if refused < refusing {
+                    refused += 1
+                    try? await connection.send(.rstStream(frame.streamID, .refusedStream))
+                } else {
+                    let path = fields.first { $0.name == ":path" }?.value ?? "?"
+                    try? await connection.send(
+                        .headers(frame.streamID, HPACK.block([(":status", "200")])),
+                        .data(frame.streamID, Array(path.utf8), endStream: true)
+                    )
+                }
+            }
+        }
+        await connection.close()
+    }
+
+    func close() async {
+        acceptor.cancel()
+        await server.close()
+    }
+}
