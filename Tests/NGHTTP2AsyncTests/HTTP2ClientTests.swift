@@ -96,6 +96,25 @@ struct HTTP2ClientTests {
         await always.close()
     }
 
+    @Test func onlyWhenAskedAreIdempotentRequestsWithReplayableBodiesRetriedAfterTheConnectionWasLost() async throws {
+        for (method, retries, succeeds) in [(HTTPRequest.Method.get, false, false), (.get, true, true), (.post, true, false), (.put, true, true)] {
+            let server = try await RefusingServer.start(refusing: 0, droppingFirstConnection: true)
+            var configuration = HTTP2Client.Configuration()
+            configuration.retry.retriesIdempotentRequestsAfterConnectionLoss = retries
+            let client = HTTP2Client(configuration: configuration)
+            do {
+                let response = try await client.request(method, "http://127.0.0.1:\(server.port)/lost", body: .text("replayable"))
+                #expect(succeeds, "\(method) succeeded")
+                #expect(try await response.text() == "/lost")
+            } catch let error as HTTP2Error {
+                #expect(!succeeds, "\(method), retries \(retries): \(error)")
+                #expect(error.code == .connectionClosed)
+            }
+            await client.shutdown()
+            await server.close()
+        }
+    }
+
     @Test func aConnectFailureFailsTheRequestWithTheSocketsErrorAndTheNextConnectBacksOff() async throws {
         let port = try await Peers.freePort()
         let client = HTTP2Client()
@@ -107,7 +126,9 @@ struct HTTP2ClientTests {
     }
 
     @Test func shutdownWaitsForEveryRequestInFlightAndThenRefusesNewOnes() async throws {
+        let arrived = LockedState(0)
         let server = try await ServerSession.bind(port: 0) { request in
+            arrived.withLock { $0 += 1 }
             try await Task.sleep(for: .milliseconds(200))
             return ServerSession.Response(body: .text(request.path))
         }
@@ -116,9 +137,14 @@ struct HTTP2ClientTests {
         let client = HTTP2Client(configuration: configuration)
         let port = server.port
         async let failures = run(300, concurrency: 300, on: client) { "http://127.0.0.1:\(port)/\($0)" }
-        try await Task.sleep(for: .milliseconds(50))
+        // Both connections full (100 streams each, ServerSession's default) and the other 100 waiting in the pool.
+        let origin = OriginPool.Origin(scheme: "http", host: "127.0.0.1", port: port)
+        while arrived.withLock({ $0 }) < 200 || client.pool(ifExists: origin)?.waitingCount != 100 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         await client.shutdown()
-        #expect(await failures.isEmpty)
+        let failed = await failures
+        #expect(failed.isEmpty, "\(failed.count) failed: \(failed.prefix(5))")
         await #expect(throws: HTTP2Error.clientShutDown) { _ = try await client.get("http://127.0.0.1:\(port)/late") }
         await server.close()
     }
@@ -259,7 +285,8 @@ extension HTTP2Client {
 }
 
 /// An h2c server (raw frames) that answers RST_STREAM REFUSED_STREAM to the first `refusing` requests of each
-/// connection and `200` with the path as the body to the others.
+/// connection and `200` with the path as the body to the others; with `droppingFirstConnection`, the first connection
+/// is closed (TCP, no GOAWAY) when its first request arrives.
 final class RefusingServer: Sendable {
     let server: RawServer
     let acceptor: Task<Void, Never>
@@ -270,19 +297,22 @@ final class RefusingServer: Sendable {
         self.acceptor = acceptor
     }
 
-    static func start(refusing: Int) async throws -> RefusingServer {
+    static func start(refusing: Int, droppingFirstConnection: Bool = false) async throws -> RefusingServer {
         let server = try await RawServer.start()
         let acceptor = Task {
             await withTaskGroup(of: Void.self) { group in
+                var first = true
                 while let connection = try? await server.accept() {
-                    group.addTask { await serve(connection, refusing: refusing) }
+                    let drops = first && droppingFirstConnection
+                    first = false
+                    group.addTask { await serve(connection, refusing: refusing, drops: drops) }
                 }
             }
         }
         return RefusingServer(server: server, acceptor: acceptor)
     }
 
-    private static func serve(_ connection: RawConnection, refusing: Int) async {
+    private static func serve(_ connection: RawConnection, refusing: Int, drops: Bool) async {
         guard await connection.readPreface(timeout: .seconds(10)) else { return await connection.close() }
         var refused = 0
         var sentSettings = false
@@ -294,6 +324,7 @@ final class RefusingServer: Sendable {
             } else if frame.type == FrameType.headers {
                 // Every block is decoded (in order: HPACK's table is the connection's), refused or not.
                 let fields = (try? decoder.decode(frame.payload)) ?? []
+                if drops { break }
                 if refused < refusing {
                     refused += 1
                     try? await connection.send(.rstStream(frame.streamID, .refusedStream))

@@ -148,8 +148,13 @@ import NGHTTP2
         #expect(try await response.json(as: Reply.self).path == "/get?x=1")
         let posted = try await HTTP2.post("http://127.0.0.1:\(server.port)/post", body: .text("data"))
         #expect(try await posted.text() == "data")
-        for _ in 0..<200 where server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(server.connectionCount == 0, "one-shot connections close after their response")
+        #expect(server.connectionCount == 1, "one-shot calls share HTTP2Client.shared's connection")
+        var configuration = HTTP2Client.Configuration()
+        configuration.decompression = .disabled
+        let own = try await HTTP2.request(.get, "http://127.0.0.1:\(server.port)/own", configuration: configuration)
+        #expect(try await own.json(as: Reply.self).path == "/own")
+        for _ in 0..<400 where server.connectionCount > 1 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(server.connectionCount == 1, "a call with its own configuration closes its connection after the response")
         await #expect(throws: HTTP2Error.self) { _ = try await HTTP2.get("ftp://127.0.0.1/") }
         await server.close()
     }

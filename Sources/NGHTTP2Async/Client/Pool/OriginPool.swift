@@ -135,6 +135,9 @@ final class OriginPool: Sendable {
     /// Connections opened over the pool's life.
     var connectionsOpened: Int { state.withLock { $0.connectionsOpened } }
 
+    /// Requests waiting for a connection now.
+    var waitingCount: Int { state.withLock { $0.machine.waiting.count } }
+
     private func connect(_ id: StateMachine.ConnectionID) {
         state.withLock { $0.connectionsOpened += 1 }
         let delegate = PooledConnection(pool: self, id: id)
