@@ -187,8 +187,10 @@ final class ProxyTunnelHandler<Result: Sendable>: ChannelInboundHandler, Removab
 
     /// The first line of `head`, without its line ending.
     static func statusLine(of head: String) -> String {
-        let line = head.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        return String(line.hasSuffix("\r") ? line.dropLast() : line)
+        // By UTF-8 bytes: as Characters, "\r\n" is one grapheme and would not split at "\n".
+        var line = Substring(head).utf8.prefix { $0 != UInt8(ascii: "\n") }
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        return String(Substring(line))
     }
 
     /// The status code and `code reason` of a status line `HTTP/1.x code reason`, or `nil` if it is not one.
