@@ -146,6 +146,35 @@ struct ProxyTests {
         await listener.stop()
     }
 
+    @Test func theConnectTimeoutCoversTheTunnelAndTheTLSHandshakeTogether() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let silentServer = try await SilentListener.start()
+        let (proxy, proxyPort) = try await Peers.tinyproxy(directory: directory, connectPorts: [silentServer.port])
+        defer { proxy.stop() }
+        var configuration = ClientSession.Configuration()
+        configuration.proxy = HTTPProxy(host: "127.0.0.1", port: proxyPort)
+        configuration.tls = try await tlsConfiguration()
+        configuration.connectTimeout = .milliseconds(800)
+        let started = ContinuousClock.now
+        // The tunnel opens; the server behind it never answers the ClientHello.
+        await #expect(throws: TLSError.self) {
+            _ = try await ClientSession.connect(host: "127.0.0.1", port: silentServer.port, configuration: configuration)
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(elapsed >= .milliseconds(700) && elapsed < .seconds(3), "the handshake gets what is left of the 800 ms: took \(elapsed)")
+        await silentServer.stop()
+    }
+
+    @Test func aProxyThatRefusesTheTCPConnectionFailsTheConnectWithTheSocketsError() async throws {
+        let port = try await Peers.freePort()
+        var configuration = ClientSession.Configuration()
+        configuration.proxy = HTTPProxy(host: "127.0.0.1", port: port)
+        await #expect(throws: (any Error).self) {
+            _ = try await ClientSession.connect(to: "http://127.0.0.1:9", configuration: configuration)
+        }
+    }
+
     // MARK: - The tunnel handler on its own (EmbeddedChannel)
 
     @Test func theConnectRequestNamesTheTargetBracketsIPv6AndCarriesTheAuthorization() {
