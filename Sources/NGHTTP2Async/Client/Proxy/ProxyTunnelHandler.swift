@@ -142,16 +142,20 @@ final class ProxyTunnelHandler<Result: Sendable>: ChannelInboundHandler, Removab
         timeout?.cancel()
         timeout = nil
         self.promise = nil
+        let result: Result?
         do {
-            if let result = try established(context, promise) { promise.succeed(result) }
+            result = try established(context, promise)
         } catch {
             promise.fail(error)
             context.fireErrorCaught(error)
             context.close(promise: nil)
             return
         }
+        // The next stages are in place behind this handler: they get what followed the head, then the bytes go to
+        // them directly. The promise succeeds (without TLS) only once this handler is gone.
         if rest.readableBytes > 0 { context.fireChannelRead(NIOAny(rest)) }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        if let result { promise.succeed(result) }
     }
 
     private func fail(context: ChannelHandlerContext, _ error: any Error) {
