@@ -142,7 +142,7 @@ struct ProxyTests {
         }
         let elapsed = ContinuousClock.now - started
         #expect(error == .connectTimeout)
-        #expect(elapsed >= .milliseconds(450) && elapsed < .seconds(3), "took \(elapsed)")
+        #expect(elapsed >= .milliseconds(450) && elapsed < .seconds(5), "took \(elapsed)")  // room for a loaded machine
         await listener.stop()
     }
 
@@ -158,11 +158,15 @@ struct ProxyTests {
         configuration.connectTimeout = .milliseconds(800)
         let started = ContinuousClock.now
         // The tunnel opens; the server behind it never answers the ClientHello.
-        await #expect(throws: TLSError.self) {
+        let error = await #expect(throws: TLSError.self) {
             _ = try await ClientSession.connect(host: "127.0.0.1", port: silentServer.port, configuration: configuration)
         }
         let elapsed = ContinuousClock.now - started
-        #expect(elapsed >= .milliseconds(700) && elapsed < .seconds(3), "the handshake gets what is left of the 800 ms: took \(elapsed)")
+        #expect(error?.code == .handshakeTimeout)
+        // The handshake was given what was left of the 800 ms after the tunnel, not 800 ms of its own.
+        #expect(error?.timeout.map { $0 < .milliseconds(800) } == true, "the handshake was given \(error?.timeout ?? .zero)")
+        // Wall-clock bounds leave room for a loaded machine (the parallel suite on 2 cores).
+        #expect(elapsed >= .milliseconds(700) && elapsed < .seconds(10), "took \(elapsed)")
         await silentServer.stop()
     }
 
