@@ -67,6 +67,13 @@ public final class ClientSession: Sendable {
 
     /// Connects to `host:port`: over TLS when ``Configuration/tls`` is set, otherwise cleartext HTTP/2 with prior
     /// knowledge ([RFC 9113 §3.3](https://www.rfc-editor.org/rfc/rfc9113.html#section-3.3)).
+    ///
+    /// With ``Configuration/proxy`` set, the TCP connection goes to the proxy, which is asked for a tunnel to
+    /// `host:port` (`CONNECT`); TLS (SNI and certificate verification for `host`) or HTTP/2 then runs through it.
+    /// ``Configuration/connectTimeout`` covers connecting, the tunnel and the TLS handshake together.
+    ///
+    /// - Throws: ``HTTP2Error/connectTimeout``, ``HTTP2Error/proxyConnectFailed(_:)`` (the proxy refused the tunnel:
+    ///   its status line, e.g. `407 Proxy Authentication Required`), ``TLSError``, or the socket's error.
     public static func connect(
         host: String,
         port: Int,
@@ -90,6 +97,9 @@ public final class ClientSession: Sendable {
             role: .client,
             serverHostname: host,
             handshakeTimeout: configuration.connectTimeout,
+            proxyTunnel: configuration.proxy.map {
+                ProxyTunnel(host: host, port: port, authorization: $0.credentials?.authorization)
+            },
             makeHTTP2Handler: {
                 try ConnectionHandler(role: .client, configuration: connectionConfiguration, delegate: delegate)
             }
@@ -99,7 +109,8 @@ public final class ClientSession: Sendable {
             .channelOption(.recvAllocator, value: ConnectionHandler.receiveAllocator)
         let (channel, negotiation): (any Channel, EventLoopFuture<NegotiatedConnection>)
         do {
-            (channel, negotiation) = try await bootstrap.connect(host: host, port: port) { channel in
+            let peer = configuration.proxy.map { (host: $0.host, port: $0.port) } ?? (host: host, port: port)
+            (channel, negotiation) = try await bootstrap.connect(host: peer.host, port: peer.port) { channel in
                 channel.eventLoop.makeCompletedFuture { (channel, try setup.configure(channel)) }
             }
         } catch ChannelError.connectTimeout {
@@ -229,6 +240,11 @@ extension ClientSession {
         public var tls: NGHTTP2TLSConfiguration?
         /// A streaming request body's writer waits while more than this many bytes are queued.
         public var bodyHighWatermark = 256 << 10
+        /// A forward proxy to reach the server through, with an HTTP/1.1 `CONNECT` tunnel
+        /// ([RFC 9110 §9.3.6](https://www.rfc-editor.org/rfc/rfc9110.html#section-9.3.6)); TLS, when used, is still
+        /// end to end with the server. Default `nil` (connect directly; the environment is not read, see
+        /// ``HTTPProxy/fromEnvironment(for:host:environment:)``).
+        public var proxy: HTTPProxy?
         /// Where connection events (debug) and frames (trace) are logged.
         public var logger = Logger(label: "nghttp2.client")
         /// Sees every frame sent and received (``FrameDirection``), e.g. to print them like `nghttp -v`.

@@ -14,9 +14,13 @@ enum NegotiatedConnection: Sendable {
 /// How a connection's channel is built, for clients and servers alike:
 ///
 /// ```
-/// TCP ─▶ [a proxy tunnel: a later stage] ─▶ [TLS, offering/accepting the configured ALPN list] ─▶ negotiated protocol
-///                                                                                              └─▶ http2: ConnectionHandler
+/// TCP ─▶ [client: a proxy CONNECT tunnel] ─▶ [TLS, offering/accepting the configured ALPN list] ─▶ negotiated protocol
+///                                                                                                 └─▶ http2: ConnectionHandler
 /// ```
+///
+/// With ``proxyTunnel`` set, ``ProxyTunnelHandler`` comes first: it asks the proxy for the tunnel, and only once the
+/// proxy answered 2xx are the other stages added (so TLS starts its handshake, or HTTP/2 its preface, through the
+/// tunnel). Its failure (a non-2xx answer, or no answer in time) fails the setup.
 ///
 /// Without TLS the connection is HTTP/2 with prior knowledge (RFC 9113 §3.3). With TLS, ``ProtocolNegotiationHandler``
 /// waits for the handshake and installs the handler of the protocol ALPN chose; a protocol this package cannot
@@ -26,7 +30,12 @@ struct ChannelSetup: Sendable {
     var role: TLSHandler.Role
     /// Client: the host connected to (SNI and certificate verification).
     var serverHostname: String?
+    /// How long the TLS handshake may take. With ``proxyTunnel``, the time allowed for the tunnel and the handshake
+    /// together, counted from ``configure(_:)`` (which a client bootstrap calls before it connects).
     var handshakeTimeout: Duration
+    /// Client: a forward proxy's tunnel to open first (the channel is then connected to the proxy, and
+    /// ``serverHostname`` is still the target's).
+    var proxyTunnel: ProxyTunnel? = nil
     /// Makes the HTTP/2 handler, once the channel is known to speak HTTP/2.
     var makeHTTP2Handler: @Sendable () throws -> ConnectionHandler
 
@@ -34,15 +43,40 @@ struct ChannelSetup: Sendable {
     /// future succeeds once the protocol's handler is in place.
     func configure(_ channel: any Channel) throws -> EventLoopFuture<NegotiatedConnection> {
         let pipeline = channel.pipeline.syncOperations
-        guard let tls else {
+        if let proxyTunnel {
+            let promise = channel.eventLoop.makePromise(of: NegotiatedConnection.self)
+            let deadline = NIODeadline.now() + TimeAmount(handshakeTimeout)
+            try pipeline.addHandler(
+                ProxyTunnelHandler(tunnel: proxyTunnel, deadline: deadline, promise: promise) { [self] _, promise in
+                    // What is left of the time, for the handshake (at least a millisecond: the tunnel was in time).
+                    let left = max(deadline - .now(), .milliseconds(1))
+                    return try addStages(to: channel, promise: promise, handshakeTimeout: .nanoseconds(left.nanoseconds))
+                }
+            )
+            return promise.futureResult
+        }
+        guard tls != nil else {
             return channel.eventLoop.makeSucceededFuture(try install(.http2, in: pipeline, after: nil))
         }
         let promise = channel.eventLoop.makePromise(of: NegotiatedConnection.self)
+        _ = try addStages(to: channel, promise: promise, handshakeTimeout: handshakeTimeout)
+        return promise.futureResult
+    }
+
+    /// Adds the stages after TCP (or the tunnel): TLS and the negotiation handler, which completes `promise` once the
+    /// handshake is done (returns `nil`), or, without TLS, the HTTP/2 handler at once (returns its connection).
+    private func addStages(
+        to channel: any Channel,
+        promise: EventLoopPromise<NegotiatedConnection>,
+        handshakeTimeout: Duration
+    ) throws -> NegotiatedConnection? {
+        let pipeline = channel.pipeline.syncOperations
+        guard let tls else { return try install(.http2, in: pipeline, after: nil) }
         try pipeline.addHandler(TLSHandler(context: tls, role: role, serverHostname: serverHostname, handshakeTimeout: handshakeTimeout))
         try pipeline.addHandler(ProtocolNegotiationHandler(promise: promise) { [self] negotiated, negotiation in
             try install(negotiated, in: channel.pipeline.syncOperations, after: negotiation)
         })
-        return promise.futureResult
+        return nil
     }
 
     private func install(
