@@ -84,6 +84,33 @@ struct ProxyTests {
         await server.close()
     }
 
+    @Test func anHTTP2ClientPoolsItsConnectionsThroughTheProxyToATLSServer() async throws {
+        let certificates = try await TestCertificates.shared()
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bytes = payload(1 << 20, seed: 7)
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(directory)/one.bin"))
+        let (nghttpd, serverPort) = try await Peers.nghttpdTLS(directory: directory, certificates: certificates, extra: ["-m", "10"])
+        defer { nghttpd.stop() }
+        let (proxy, proxyPort) = try await Peers.tinyproxy(directory: directory, connectPorts: [serverPort])
+        defer { proxy.stop() }
+
+        var configuration = HTTP2Client.Configuration()
+        configuration.proxy = try HTTPProxy(url: "http://127.0.0.1:\(proxyPort)")
+        configuration.connection.tls = try await tlsConfiguration()
+        configuration.maxConnectionsPerOrigin = 3
+        let client = HTTP2Client(configuration: configuration)
+        let url = "https://127.0.0.1:\(serverPort)/one.bin"
+        let sizes = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<30 { group.addTask { try await client.get(url).bytes().count } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(sizes == Array(repeating: bytes.count, count: 30))
+        #expect(try await client.get(url).bytes() == bytes)
+        #expect(client.connectionsOpened(to: "https://127.0.0.1:\(serverPort)") == 3, "30 requests, 10 streams per connection")
+        await client.shutdown()
+    }
+
     @Test func basicAuthIsAcceptedWithTheRightCredentialsAndA407FailsTheConnectWithoutThem() async throws {
         let directory = try Peers.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -38,6 +38,13 @@ extension HTTP2Client {
         /// ``HTTP2Error/readTimeout(_:)``. Default `nil` (no limit).
         public var readTimeout: Duration?
 
+        /// The forward proxy every connection goes through (an HTTP/1.1 CONNECT tunnel). Default `nil`.
+        public var proxy: HTTPProxy?
+
+        /// Whether to take the proxy from `https_proxy`, `http_proxy` and `no_proxy` when ``proxy`` is `nil`, as
+        /// curl does. Default `false`: the environment is read only when the application asks.
+        public var proxyFromEnvironment = false
+
         /// The defaults described on each property.
         public init() {}
     }

@@ -272,6 +272,10 @@ public final class HTTP2Client: Sendable {
         } else {
             connection.tls = nil
         }
+        if connection.proxy == nil {
+            connection.proxy = configuration.proxy
+                ?? (configuration.proxyFromEnvironment ? HTTPProxy.fromEnvironment(for: origin.scheme, host: origin.hostAndPort) : nil)
+        }
         connection.logger[metadataKey: "origin"] = "\(origin)"
         return connection
     }

@@ -13,7 +13,10 @@ final class OriginPool: Sendable {
         let host: String
         let port: Int
 
-        var description: String { "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+        /// `host:port`, with an IPv6 host in brackets.
+        var hostAndPort: String { "\(host.contains(":") ? "[\(host)]" : host):\(port)" }
+
+        var description: String { "\(scheme)://\(hostAndPort)" }
     }
 
     /// A connection a request may use, counted as pending in the pool until the request's stream opens there (or
