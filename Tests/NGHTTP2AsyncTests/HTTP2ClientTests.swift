@@ -115,6 +115,22 @@ struct HTTP2ClientTests {
         }
     }
 
+    @Test func anIdleConnectionClosesAndTheNextRequestOpensANewOne() async throws {
+        let server = try await ServerSession.bind(port: 0) { request in ServerSession.Response(body: .text(request.path)) }
+        var configuration = HTTP2Client.Configuration()
+        configuration.connection.idleTimeout = .milliseconds(200)
+        let client = HTTP2Client(configuration: configuration)
+        let url = "http://127.0.0.1:\(server.port)"
+        #expect(try await client.get("\(url)/1").text() == "/1")
+        #expect(try await client.get("\(url)/2").text() == "/2")
+        for _ in 0..<400 where server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect(server.connectionCount == 0, "closed after 200 ms without a stream")
+        #expect(try await client.get("\(url)/3").text() == "/3")
+        #expect(client.connectionsOpened(to: url) == 2)
+        await client.shutdown()
+        await server.close()
+    }
+
     @Test func aConnectFailureFailsTheRequestWithTheSocketsErrorAndTheNextConnectBacksOff() async throws {
         let port = try await Peers.freePort()
         let client = HTTP2Client()
