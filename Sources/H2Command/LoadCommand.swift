@@ -112,9 +112,11 @@ extension LoadCommand {
     /// how many connections carry them.
     private func runPool(path: String, maxConnections: Int) async throws {
         let request: HTTPRequest
+        let port: Int
         do {
             let target = try Invocation(words: [url], stdin: nil)
             request = HTTPRequest(method: .get, scheme: target.request.scheme, authority: target.request.authority, path: path)
+            port = URLComponents(string: target.url)?.port ?? (target.request.scheme == "https" ? 443 : 80)
         } catch {
             printError("h2: \(error)")
             throw ExitCode(1)
@@ -169,18 +171,38 @@ extension LoadCommand {
             return await group.reduce(into: WorkerResult()) { $0.merge($1) }
         }
         let elapsed = seconds(ContinuousClock.now - start)
-        let open = openSocketCount()
+        let open = openConnectionCount(toPort: port)
         await client.shutdown()
         let shape = "\(workers) in flight, pool of up to \(maxConnections) connections" + (open.map { ", \($0) open at the end" } ?? "")
         print(results.report(elapsed: elapsed, shape: shape))
         if results.latencies.count == 0 { throw ExitCode(1) }
     }
 
-    /// The sockets this process has open (Linux: /proc/self/fd), i.e. the pool's connections once the run is over;
-    /// `nil` where that cannot be read.
-    private func openSocketCount() -> Int? {
-        guard let descriptors = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return nil }
-        return descriptors.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\($0)"))?.hasPrefix("socket:") == true }.count
+    /// How many TCP connections this process has open to `port` (Linux: its socket descriptors in /proc/self/fd
+    /// matched against /proc/self/net/tcp and tcp6), i.e. the pool's connections once the run is over; `nil` where
+    /// that cannot be read.
+    private func openConnectionCount(toPort port: Int) -> Int? {
+        let files = FileManager.default
+        guard let descriptors = try? files.contentsOfDirectory(atPath: "/proc/self/fd") else { return nil }
+        let inodes = Set(descriptors.compactMap { descriptor -> Substring? in
+            guard let link = try? files.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(descriptor)"), link.hasPrefix("socket:[") else { return nil }
+            return link.dropFirst(8).dropLast()
+        })
+        var count = 0
+        for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+            // Read to the end: a /proc file's size is 0, which some readers take at its word.
+            guard let file = FileHandle(forReadingAtPath: table), let data = try? file.readToEnd() else { continue }
+            let text = String(decoding: data, as: UTF8.self)
+            for line in text.split(separator: "\n").dropFirst() {
+                // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+                let fields = line.split(separator: " ")
+                guard fields.count > 9, let remotePort = fields[2].split(separator: ":").last.flatMap({ Int($0, radix: 16) }),
+                    remotePort == port, inodes.contains(fields[9])
+                else { continue }
+                count += 1
+            }
+        }
+        return count
     }
 }
 
