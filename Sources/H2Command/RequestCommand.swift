@@ -38,7 +38,30 @@ struct RequestCommand: AsyncParsableCommand {
     @Flag(help: "Do not read a request body from stdin.")
     var ignoreStdin = false
 
+    @Flag(name: [.customShort("F"), .long], help: "Follow redirects (301, 302, 303, 307, 308), up to --max-redirects; with -v every hop's frames are shown.")
+    var follow = false
+
+    @Option(help: "The most redirects --follow follows (default 30, as HTTPie's).")
+    var maxRedirects: Int?
+
+    @Flag(
+        help: """
+            Do not decode compressed bodies. By default `accept-encoding: gzip, deflate` is sent and a gzip or \
+            deflate body is decoded as it is read (unlike curl, which needs --compressed): `h2 :8080/gzip` and \
+            `/deflate` of `h2 serve` print plain JSON. With this flag no accept-encoding is added and the body is \
+            printed as received.
+            """
+    )
+    var noDecompress = false
+
     @OptionGroup var tls: ClientTLSOptions
+
+    func validate() throws {
+        if let maxRedirects {
+            guard maxRedirects >= 0 else { throw ValidationError("--max-redirects must be 0 or more") }
+            guard follow else { throw ValidationError("--max-redirects goes with --follow") }
+        }
+    }
 
     func run() async throws {
         let invocation: Invocation
@@ -53,7 +76,8 @@ struct RequestCommand: AsyncParsableCommand {
             exit = try await withThrowingTaskGroup(of: Int32.self) { group in
                 group.addTask { try await perform(invocation) }
                 group.addTask {
-                    try await Task.sleep(for: .seconds(timeout))
+                    // A backstop: the client's own request timeout (the same) normally ends the request first.
+                    try await Task.sleep(for: .seconds(timeout + 0.5))
                     printError("h2: timed out after \(timeout) seconds")
                     return 2
                 }
@@ -67,24 +91,45 @@ struct RequestCommand: AsyncParsableCommand {
         if exit != 0 { throw ExitCode(exit) }
     }
 
-    private func perform(_ invocation: Invocation) async throws -> Int32 {
-        var configuration = ClientSession.Configuration()
-        if debug { configuration.logger.logLevel = .debug }
-        configuration.tls = try tls.configuration(for: invocation.url)
-        let start = ContinuousClock.now
+    /// The client's configuration from the command line: TLS (for every `https` origin, redirects included),
+    /// timeouts, redirects, decompression, frame printing.
+    private func clientConfiguration(start: ContinuousClock.Instant) throws -> HTTP2Client.Configuration {
+        var configuration = HTTP2Client.Configuration()
+        configuration.maxConnectionsPerOrigin = 1
+        if debug { configuration.connection.logger.logLevel = .debug }
+        configuration.connection.tls = try tls.configuration()
+        if let timeout {
+            configuration.timeout = .milliseconds(Int(timeout * 1000))
+            configuration.connection.connectTimeout = min(configuration.connection.connectTimeout, .milliseconds(Int(timeout * 1000)))
+        }
+        if follow { configuration.redirects = .follow(maxRedirects: maxRedirects ?? 30) }
+        configuration.decompression = noDecompress ? .disabled : .enabled
         if verbose {
-            configuration.frameObserver = { direction, frame in
+            configuration.connection.frameObserver = { direction, frame in
                 let elapsed = ContinuousClock.now - start
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 printError(String(format: "[%7.3f] ", seconds) + (direction == .sent ? "send " : "recv ") + frame.description)
             }
         }
+        return configuration
+    }
+
+    private func perform(_ invocation: Invocation) async throws -> Int32 {
+        let start = ContinuousClock.now
+        // One event loop: the connection and the work that follows its responses share it, like nghttp's single
+        // thread, so each chunk of the body (and of an upload) moves without a hop between threads.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client: HTTP2Client
         do {
-            let client = try await ClientSession.connect(to: invocation.url, configuration: configuration)
-            defer { Task { await client.close() } }
-            // On the connection's event loop, like nghttp's single thread: each chunk of the body (and of an
-            // upload) moves without a hop between threads.
-            let response = try await withTaskExecutorPreference(client.taskExecutor) {
+            client = HTTP2Client(configuration: try clientConfiguration(start: start), eventLoopGroup: group)
+        } catch {
+            printError("h2: \(describe(error, url: invocation.url))")
+            try? await group.shutdownGracefully()
+            return 1
+        }
+        let exit: Int32
+        do {
+            let response = try await withTaskExecutorPreference(EventLoopTaskExecutor(group.next())) {
                 let response = try await client.execute(invocation.request, body: invocation.body)
                 if head {
                     printHead(response.head)
@@ -98,20 +143,22 @@ struct RequestCommand: AsyncParsableCommand {
                 printError("trailers:")
                 for field in trailers { printError("  \(field.name): \(field.value)") }
             }
-            await client.close()
-            if checkStatus {
-                switch response.status.kind {
-                case .redirection: return 3
-                case .clientError: return 4
-                case .serverError: return 5
-                default: return 0
-                }
+            switch response.status.kind {
+            case .redirection where checkStatus: exit = 3
+            case .clientError where checkStatus: exit = 4
+            case .serverError where checkStatus: exit = 5
+            default: exit = 0
             }
-            return 0
+        } catch let error as HTTP2Error where error.code == .requestTimeout || (error.code == .connectTimeout && timeout != nil) {
+            printError("h2: timed out after \(timeout.map { "\($0)" } ?? "?") seconds")
+            exit = 2
         } catch {
             printError("h2: \(describe(error, url: invocation.url))")
-            return 1
+            exit = 1
         }
+        await client.shutdown()
+        try? await group.shutdownGracefully()
+        return exit
     }
 
     private func printHead(_ head: HTTPResponse) {
@@ -120,7 +167,7 @@ struct RequestCommand: AsyncParsableCommand {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 
-    private func writeBody(of response: ClientSession.Response) async throws {
+    private func writeBody(of response: HTTP2Client.Response) async throws {
         if let output {
             // open(2), not FileManager.createFile: that writes a new file and renames it over the path, which
             // would replace a device such as /dev/null with a regular file.
@@ -314,6 +361,11 @@ struct ClientTLSOptions: ParsableArguments {
     /// The TLS configuration for an `https://` URL; `nil` for `http://`.
     func configuration(for url: String) throws -> NGHTTP2TLSConfiguration? {
         guard url.lowercased().hasPrefix("https://") else { return nil }
+        return try configuration()
+    }
+
+    /// The TLS configuration for any `https://` origin (an ``HTTP2Client`` uses it for those only).
+    func configuration() throws -> NGHTTP2TLSConfiguration {
         var configuration = NGHTTP2TLSConfiguration.makeClientConfiguration()
         if let cacert { configuration.trustRoots = .file(cacert) }
         if insecure { configuration.certificateVerification = .insecureNoVerification }
@@ -322,5 +374,26 @@ struct ClientTLSOptions: ParsableArguments {
             configuration.privateKey = .file(key)
         }
         return configuration
+    }
+}
+
+/// Runs tasks on a NIO event loop (the request command's one loop), so that reading a response body and writing it
+/// out happen on the connection's thread.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let eventLoop: any EventLoop
+
+    init(_ eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute {
+            job.runSynchronously(on: self.asUnownedTaskExecutor())
+        }
+    }
+
+    func asUnownedTaskExecutor() -> UnownedTaskExecutor {
+        UnownedTaskExecutor(ordinary: self)
     }
 }

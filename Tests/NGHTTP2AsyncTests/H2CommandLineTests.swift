@@ -202,6 +202,94 @@ import NGHTTP2Async
         #expect(theirs.text.contains("requests: 20000 total, 20000 started, 20000 done, 20000 succeeded, 0 failed"))
     }
 
+    @Test func followRedirectsFromAServerSession() async throws {
+        // /a → 302 /b; /hop/N → 302 /hop/N-1 … /hop/0; /loop → /loop; /gone → 301 to another origin's /b.
+        let server = try await ServerSession.bind(port: 0) { request in
+            let path = request.path
+            func redirect(_ status: HTTPResponse.Status, to location: String) -> ServerSession.Response {
+                ServerSession.Response(status: status, headers: [.location: location], body: .text("moved"))
+            }
+            if path == "/a" { return redirect(.found, to: "/b") }
+            if path == "/loop" { return redirect(.found, to: "/loop") }
+            if path.hasPrefix("/hop/"), let n = Int(path.dropFirst(5)), n > 0 { return redirect(.found, to: "/hop/\(n - 1)") }
+            if path == "/post-303" { return redirect(.seeOther, to: "/b") }
+            return ServerSession.Response(status: .ok, headers: [.contentType: "text/plain"], body: .text("at \(request.method) \(path)\n"))
+        }
+        defer { Task { await server.close() } }
+        let base = "http://127.0.0.1:\(server.port)"
+
+        // Without --follow the 302 is the answer (its body printed; --check-status says 3).
+        let plain = try await Peers.run(Peers.h2, ["GET", "\(base)/a"])
+        #expect(plain.status == 0 && plain.text == "moved", "\(plain.text) \(plain.stderr)")
+        #expect(try await Peers.run(Peers.h2, ["--check-status", "\(base)/a"]).status == 3)
+
+        // --follow reaches /b; --check-status then sees its 200.
+        let followed = try await Peers.run(Peers.h2, ["GET", "--follow", "--check-status", "\(base)/a"])
+        #expect(followed.status == 0, "\(followed.stderr)")
+        #expect(followed.text == "at GET /b\n")
+        #expect(try await Peers.run(Peers.h2, ["-F", "-I", "\(base)/a"]).text.hasPrefix(":status: 200\n"))
+
+        // -v shows every hop: both requests' HEADERS and both responses'.
+        let verbose = try await Peers.run(Peers.h2, ["-v", "--follow", "\(base)/a"])
+        #expect(verbose.stderr.contains(":status: 302"), "\(verbose.stderr)")
+        #expect(verbose.stderr.contains(":status: 200"))
+        #expect(verbose.stderr.contains(":path: /a") && verbose.stderr.contains(":path: /b"))
+
+        // A POST that gets 303 becomes a GET without its body.
+        let posted = try await Peers.run(Peers.h2, ["--follow", "\(base)/post-303", "name=h2"])
+        #expect(posted.text == "at GET /b\n", "\(posted.text) \(posted.stderr)")
+
+        // --max-redirects: within it, reached; past it, exit 1 with the limit named. A loop is named as one.
+        #expect(try await Peers.run(Peers.h2, ["--follow", "--max-redirects", "3", "\(base)/hop/3"]).text == "at GET /hop/0\n")
+        let tooMany = try await Peers.run(Peers.h2, ["--follow", "--max-redirects", "2", "\(base)/hop/3"])
+        #expect(tooMany.status == 1 && tooMany.stderr.contains("more than 2 redirects"), "\(tooMany.stderr)")
+        let defaultLimit = try await Peers.run(Peers.h2, ["--follow", "\(base)/hop/31"])
+        #expect(defaultLimit.status == 1 && defaultLimit.stderr.contains("more than 30 redirects"), "\(defaultLimit.stderr)")
+        #expect(try await Peers.run(Peers.h2, ["--follow", "\(base)/hop/30"]).text == "at GET /hop/0\n")
+        let loop = try await Peers.run(Peers.h2, ["--follow", "\(base)/loop"])
+        #expect(loop.status == 1, "\(loop.stderr)")
+
+        // --max-redirects alone is a usage error.
+        let alone = try await Peers.run(Peers.h2, ["--max-redirects", "3", "\(base)/a"])
+        #expect(alone.status != 0 && alone.stderr.contains("--max-redirects goes with --follow"), "\(alone.stderr)")
+    }
+
+    @Test func decompressionIsAskedForUnlessNoDecompress() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let (serve, base) = try await startServe(directory: directory)
+        defer { serve.stop() }
+        let asked = try json(try await Peers.run(Peers.h2, ["\(base)/headers"]))
+        #expect((asked["headers"] as? [String: String])?["accept-encoding"] == "gzip, deflate")
+        let notAsked = try json(try await Peers.run(Peers.h2, ["--no-decompress", "\(base)/headers"]))
+        #expect((notAsked["headers"] as? [String: String])?["accept-encoding"] == nil)
+        // A header given on the command line wins.
+        let own = try json(try await Peers.run(Peers.h2, ["\(base)/headers", "Accept-Encoding:identity"]))
+        #expect((own["headers"] as? [String: String])?["accept-encoding"] == "identity")
+        // --no-decompress prints the body as received: /gzip's gzip bytes, with its content-encoding.
+        let raw = try await Peers.run(Peers.h2, ["--no-decompress", "\(base)/gzip", "Accept-Encoding:gzip"])
+        #expect(raw.status == 0 && raw.stdout.prefix(2) == Data([0x1F, 0x8B]), "\(raw.stderr)")
+        let rawHead = try await Peers.run(Peers.h2, ["--no-decompress", "-I", "\(base)/gzip", "Accept-Encoding:gzip"])
+        #expect(rawHead.text.contains("content-encoding: gzip"))
+    }
+
+    @Test func loadInPoolModeAgainstNghttpd() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try Data("hello\n".utf8).write(to: URL(fileURLWithPath: directory + "/index.html"))
+        let (nghttpd, port) = try await Peers.nghttpd(directory: directory, extra: ["-m", "50"])
+        defer { nghttpd.stop() }
+        let url = "http://127.0.0.1:\(port)/index.html"
+        // 300 in flight over connections of 50 streams: the pool opens up to its limit of 4.
+        let pooled = try await Peers.run(Peers.h2, ["load", "--max-connections-per-host", "4", "-n", "20000", "-m", "300", url])
+        #expect(pooled.status == 0, "\(pooled.stderr)")
+        #expect(pooled.text.contains("requests: 20000 total, 20000 succeeded, 0 failed (300 in flight, pool of up to 4 connections"), "\(pooled.text)")
+        #expect(pooled.text.contains("4 open at the end"), "\(pooled.text)")
+        #expect(pooled.text.contains("status codes: 200: 20000"))
+        let refused = try await Peers.run(Peers.h2, ["load", "--max-connections-per-host", "2", "-n", "10", "http://127.0.0.1:\(try await Peers.freePort())/"])
+        #expect(refused.status == 1 && refused.stderr.contains("connection refused"), "\(refused.stderr)")
+    }
+
     @Test func serveStopsGracefullyOnSIGTERM() async throws {
         let directory = try Peers.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

@@ -193,6 +193,9 @@ final class OriginPool: Sendable {
         case .streamClosed(let open):
             self.event { $0.streamClosed(on: id, open: open) }
         case .closed(let error):
+            // A channel that never became active (its connect failed: refused, unknown host) is reported by
+            // connect(_:), with the socket's error; reported here it would be a bare "connection closed".
+            guard state.withLock({ $0.connections[id] != nil }) else { return }
             self.event { machine in machine.connectionClosed(id, error: error, now: Self.now) }
             state.withLock { _ = $0.connections.removeValue(forKey: id) }
         }
