@@ -54,6 +54,12 @@ struct RequestCommand: AsyncParsableCommand {
     )
     var noDecompress = false
 
+    @Option(help: "Go through this forward proxy (an HTTP/1.1 CONNECT tunnel), e.g. http://user:pass@127.0.0.1:3128.")
+    var proxy: String?
+
+    @Flag(help: "Take the proxy from https_proxy, http_proxy and no_proxy (as curl does) when --proxy is not given.")
+    var proxyFromEnvironment = false
+
     @OptionGroup var tls: ClientTLSOptions
 
     func validate() throws {
@@ -104,6 +110,8 @@ struct RequestCommand: AsyncParsableCommand {
         }
         if follow { configuration.redirects = .follow(maxRedirects: maxRedirects ?? 30) }
         configuration.decompression = noDecompress ? .disabled : .enabled
+        if let proxy { configuration.proxy = try HTTPProxy(url: proxy) }
+        configuration.proxyFromEnvironment = proxyFromEnvironment
         if verbose {
             configuration.connection.frameObserver = { direction, frame in
                 let elapsed = ContinuousClock.now - start

@@ -254,6 +254,22 @@ import NGHTTP2Async
         #expect(alone.status != 0 && alone.stderr.contains("--max-redirects goes with --follow"), "\(alone.stderr)")
     }
 
+    @Test func aRequestGoesThroughTinyproxyWithProxy() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let server = try await ServerSession.bind(port: 0) { request in
+            ServerSession.Response(body: .text("via tunnel \(request.path)\n"))
+        }
+        defer { Task { await server.close() } }
+        let (proxy, proxyPort) = try await Peers.tinyproxy(directory: directory, connectPorts: [server.port])
+        defer { proxy.stop() }
+        let result = try await Peers.run(Peers.h2, ["--proxy", "http://127.0.0.1:\(proxyPort)", "http://127.0.0.1:\(server.port)/p"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.text == "via tunnel /p\n")
+        let refused = try await Peers.run(Peers.h2, ["--proxy", "http://127.0.0.1:\(proxyPort)", "http://127.0.0.1:1/p"])
+        #expect(refused.status != 0 && refused.stderr.contains("proxy"), "\(refused.stderr)")
+    }
+
     @Test func decompressionIsAskedForUnlessNoDecompress() async throws {
         let directory = try Peers.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
