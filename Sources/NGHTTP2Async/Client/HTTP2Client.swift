@@ -83,7 +83,8 @@ public final class HTTP2Client: Sendable {
         if configuration.decompression.isEnabled, request.headerFields[.acceptEncoding] == nil {
             request.headerFields[.acceptEncoding] = ContentDecoding.acceptEncoding
         }
-        var visited: Set<String> = [request.urlString]
+        // Built only when redirects may be followed: most calls never need them.
+        var visited: Set<String> = configuration.redirects.maxRedirects > 0 ? [request.urlString] : []
         var redirects = 0
         while true {
             let response = try await executeWithRetries(request, body: body, deadline: deadline)
@@ -296,11 +297,28 @@ public final class HTTP2Client: Sendable {
 extension OriginPool.Origin {
     /// The origin a request names by its `:scheme` and `:authority`.
     init(_ request: HTTPRequest) throws {
-        guard let scheme = request.scheme?.lowercased(), let authority = request.authority else {
-            throw HTTP2Error.invalidURL("\(request.scheme ?? "")://\(request.authority ?? "") (a request to HTTP2Client needs a scheme and an authority)")
+        let scheme = request.scheme.map { $0 == "https" || $0 == "http" ? $0 : $0.lowercased() }
+        guard let scheme, scheme == "http" || scheme == "https", let authority = request.authority, !authority.isEmpty else {
+            throw HTTP2Error.invalidURL("\(request.scheme ?? "")://\(request.authority ?? "") (HTTP2Client needs an http or https scheme and an authority)")
         }
-        let target = try Target("\(scheme)://\(authority)/")
-        self.init(scheme: target.scheme, host: target.host, port: target.port)
+        // host, host:port, [v6], [v6]:port (RFC 3986 §3.2.2); parsed by hand: this runs for every request.
+        var host = Substring(authority)
+        var port = scheme == "https" ? 443 : 80
+        if host.first == "[" {
+            guard let close = host.firstIndex(of: "]") else { throw HTTP2Error.invalidURL(authority) }
+            let rest = host[host.index(after: close)...]
+            host = host[host.index(after: host.startIndex)..<close]
+            if !rest.isEmpty {
+                guard rest.first == ":", let value = Int(rest.dropFirst()) else { throw HTTP2Error.invalidURL(authority) }
+                port = value
+            }
+        } else if let colon = host.lastIndex(of: ":") {
+            guard let value = Int(host[host.index(after: colon)...]) else { throw HTTP2Error.invalidURL(authority) }
+            port = value
+            host = host[..<colon]
+        }
+        guard !host.isEmpty, (0...65535).contains(port) else { throw HTTP2Error.invalidURL(authority) }
+        self.init(scheme: scheme, host: String(host).lowercased(), port: port)
     }
 }
 

@@ -1,6 +1,7 @@
 import NIOCore
 import NGHTTP2
 import Logging
+import Synchronization
 
 /// The connections of an ``HTTP2Client`` to one origin (scheme, host, port), and the requests waiting for one: the
 /// thin shell around ``StateMachine``. Events (a request, a connection's ``ConnectionEvent``, a timer) go into the
@@ -35,7 +36,6 @@ final class OriginPool: Sendable {
         var machine: StateMachine
         var waiters: [StateMachine.RequestID: Waiter] = [:]
         var connections: [StateMachine.ConnectionID: ConnectionReference] = [:]
-        var nextRequestID = 0
         var timer: (at: StateMachine.Instant, task: Scheduled<Void>)?
         var shutDownWaiters: [CheckedContinuation<Void, Never>] = []
         var isShutDown = false
@@ -77,15 +77,13 @@ final class OriginPool: Sendable {
     /// - Throws: the connect error when no connection could be opened, ``HTTP2Error/clientShutDown``,
     ///   ``HTTP2Error/requestTimeout(_:)``, or `CancellationError`.
     func lease(isRetry: Bool, deadline: (at: NIODeadline, given: Duration)?) async throws -> Lease {
-        let id = state.withLock { state in
-            defer { state.nextRequestID += 1 }
-            return StateMachine.RequestID(value: state.nextRequestID)
-        }
+        let id = RequestIDs.next()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Lease, any Error>) in
+                let now = Self.now
                 let effects = state.withLock { state in
                     state.waiters[id] = Waiter(continuation: continuation)
-                    return apply(state.machine.requestArrived(id, isRetry: isRetry, now: Self.now), to: &state)
+                    return apply(state.machine.requestArrived(id, isRetry: isRetry, now: now), to: &state)
                 }
                 perform(effects)
                 guard let deadline else { return }
@@ -259,6 +257,15 @@ final class OriginPool: Sendable {
             state.withLock { $0.timer = (at, task) }
         }
         for continuation in effects.shutDown { continuation.resume() }
+    }
+}
+
+/// Request IDs, unique in the process (so a pool needs no counter of its own under its lock).
+private enum RequestIDs {
+    private static let counter = Atomic<Int>(0)
+
+    static func next() -> OriginPool.StateMachine.RequestID {
+        OriginPool.StateMachine.RequestID(value: counter.wrappingAdd(1, ordering: .relaxed).newValue)
     }
 }
 
