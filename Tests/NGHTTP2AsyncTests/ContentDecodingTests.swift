@@ -148,7 +148,7 @@ private func readAll(_ reader: StreamReader, upTo maxBytes: Int = .max) async th
         #expect(iterated == plain)
         // The limit counts decoded bytes.
         let (third, _) = decodingReader(compressed, .gzip)
-        #expect(await thrownCode { try await third.collect(upTo: 10_000) } == .bodyTooLarge)
+        #expect(await thrownCode { _ = try await third.collect(upTo: 10_000) } == .bodyTooLarge)
     }
 
     @Test func severalGzipMembersDecodeAsOneBody() async throws {

@@ -183,7 +183,15 @@ extension ContentDecoder {
                     if let failed = makeInflater(inputEnded: inputEnded) { return failed }
                     if inflater == nil { return .needInput }
                 }
-                var output = ByteBufferAllocator().buffer(capacity: min(maxBytes, ContentDecoder.outputChunkLimit))
+                let wanted = min(maxBytes, ContentDecoder.outputChunkLimit)
+                var output = ByteBufferAllocator().buffer(capacity: wanted)
+                // The allocator rounds capacities up to a power of two, and zlib fills every writable byte: start
+                // the output past the surplus, so it gets exactly `wanted` (no copy, no leftover to keep).
+                let surplus = output.writableBytes - wanted
+                if surplus > 0 {
+                    output.moveWriterIndex(forwardBy: surplus)
+                    output.moveReaderIndex(forwardBy: surplus)
+                }
                 let before = input.readableBytes
                 do {
                     try inflater!.inflate(from: &input, to: &output)
