@@ -113,6 +113,12 @@ private func readAll(_ reader: StreamReader, upTo maxBytes: Int = .max) async th
         #expect(try await readAll(reader) == plain)
     }
 
+    @Test func aGzipBodyLabelledDeflateIsRecognisedByItsMagic() async throws {
+        let plain = text(20_000)
+        let (reader, _) = decodingReader(try compress(plain, .gzip()), .deflate)
+        #expect(try await readAll(reader) == plain)
+    }
+
     @Test func aDeflateBodyWhoseFirstChunkIsOneByteStillFindsItsFormat() async throws {
         let plain = text(10_000)
         for algorithm in [CompressionAlgorithm.zlib(), .deflate()] {

@@ -22,7 +22,7 @@ enum ContentDecoding {
 /// - gzip (`gzip`, `x-gzip`): RFC 1952; a body of several gzip members (concatenated files) is decoded whole.
 /// - deflate: RFC 9110 §8.4.1.2 says the zlib format (RFC 1950); some servers send raw deflate (RFC 1951)
 ///   instead. The first two bytes decide: a valid zlib header (CM 8, window ≤ 32 KiB, header check) is zlib,
-///   anything else raw deflate.
+///   gzip's magic (1f 8b, a mislabelled gzip body) gzip, anything else raw deflate.
 /// - The end must be a proper end: a body that stops inside the compressed stream (a truncated download) fails with
 ///   ``HTTP2Error/decompressionFailed(_:)``, as does corrupt data. Bytes after the end of the compressed stream
 ///   (that are not another gzip member) are ignored, as curl and browsers do. An empty body is an empty body.
@@ -237,7 +237,8 @@ extension ContentDecoder {
                 let cmf = input.getInteger(at: input.readerIndex, as: UInt8.self)!
                 let flg = input.getInteger(at: input.readerIndex + 1, as: UInt8.self)!
                 let isZlib = cmf & 0x0f == 8 && cmf >> 4 <= 7 && (UInt16(cmf) << 8 | UInt16(flg)) % 31 == 0
-                algorithm = isZlib ? .zlib : .deflate
+                let isGzip = cmf == 0x1f && flg == 0x8b  // mislabelled gzip: the magic cannot start raw deflate
+                algorithm = isZlib ? .zlib : isGzip ? .gzip : .deflate
             }
             do {
                 inflater = try ZlibDecompressor(algorithm: algorithm)
