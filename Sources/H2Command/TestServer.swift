@@ -18,6 +18,10 @@ import NIOCore
 /// | `/discard` | reads the request body, keeps none of it, and answers its length as JSON (for upload tests) |
 /// | `/trailers` | a small body followed by trailers |
 /// | `/gzip` | JSON, gzip-encoded |
+/// | `/deflate` | JSON, deflate-encoded (the zlib format, RFC 1950, as httpbin) |
+/// | `/redirect/{n}` | 302 to `/redirect/{n-1}`; `/redirect/1` to `/get` (relative `location`) |
+/// | `/absolute-redirect/{n}` | the same with absolute URLs (`scheme://authority/…`, from the request) |
+/// | `/redirect-to?url=U&status_code=C` | a redirect to U with status C (default 302; only 3xx, else 400) |
 struct TestServer: Sendable {
     let directory: String?
 
@@ -79,6 +83,23 @@ struct TestServer: Sendable {
             var plain = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
             let compressed = try plain.compress(with: .gzip())
             return ServerSession.Response(headers: [.contentType: "application/json", .contentEncoding: "gzip"], body: .bytes(compressed))
+        case "deflate" where segments.count == 1:
+            var object = try await describe(request, path: path, query: query, withBody: false)
+            object["deflated"] = true
+            var plain = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+            let compressed = try plain.compress(with: .zlib())
+            return ServerSession.Response(headers: [.contentType: "application/json", .contentEncoding: "deflate"], body: .bytes(compressed))
+        case "redirect" where segments.count == 2, "absolute-redirect" where segments.count == 2:
+            guard let count = Int(segments[1]), count >= 1 else { return ServerSession.Response(status: .badRequest) }
+            let next = count == 1 ? "/get" : "/\(segments[0])/\(count - 1)"
+            let location = segments[0] == "redirect" ? next : "\(request.scheme ?? "http")://\(authority(of: request))\(next)"
+            return ServerSession.Response(status: .found, headers: [.location: location])
+        case "redirect-to" where segments.count == 1:
+            let status = query["status_code"].map { Int($0) ?? 0 } ?? 302
+            guard let url = query["url"], !url.isEmpty, (300...399).contains(status) else {
+                return ServerSession.Response(status: .badRequest)
+            }
+            return ServerSession.Response(status: HTTPResponse.Status(code: status), headers: [.location: url])
         default:
             return try await file(path, request: request)
         }
@@ -145,6 +166,11 @@ struct TestServer: Sendable {
             object["json"] = (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) ?? NSNull()
         }
         return object
+    }
+
+    /// The request's `:authority` (or `host`), for absolute URLs back to this server.
+    private func authority(of request: ServerSession.Request) -> String {
+        request.authority ?? request.headers[HTTPField.Name("host")!] ?? "localhost"
     }
 
     private func headerObject(_ fields: HTTPFields) -> [String: String] {

@@ -1,3 +1,4 @@
+import CompressNIO
 import Foundation
 import HTTPTypes
 import NGHTTP2
@@ -279,6 +280,68 @@ struct HTTP2ClientTests {
         await client.shutdown()
         await origin.close()
         await target.close()
+    }
+
+    // MARK: Against `h2 serve`: redirects and decompression
+
+    @Test func againstH2ServeRedirectChainsAreFollowedAndGzipAndDeflateComeBackDecoded() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try await Peers.freePort()
+        let serve = try await Peers.start(Peers.h2, ["serve", "--port", "\(port)", "--dir", directory, "--quiet"], waitForPort: port)
+        defer { serve.stop() }
+        let base = "http://127.0.0.1:\(port)"
+        var configuration = HTTP2Client.Configuration()
+        configuration.redirects = .follow(maxRedirects: 5)
+        let client = HTTP2Client(configuration: configuration)
+
+        struct Echo: Decodable { let url: String? }
+        let chain = try await client.get("\(base)/redirect/5")
+        #expect(chain.status == .ok)
+        #expect(try await chain.json(as: Echo.self).url?.hasSuffix("/get") == true)
+        let absolute = try await client.get("\(base)/absolute-redirect/3")
+        #expect(absolute.status == .ok)
+        await #expect(throws: HTTP2Error.tooManyRedirects(limit: 5)) { _ = try await client.get("\(base)/redirect/6") }
+        let to = try await client.get("\(base)/redirect-to?url=/get&status_code=307")
+        #expect(to.status == .ok)
+        struct Method: Decodable { let method: String? }
+        let seeOther = try await client.post("\(base)/redirect-to?url=/anything&status_code=303", body: .text("gone after 303"))
+        #expect(try await seeOther.json(as: Method.self).method == "GET")
+
+        struct Coded: Decodable { let gzipped: Bool?; let deflated: Bool? }
+        let gzip = try await client.get("\(base)/gzip")
+        #expect(gzip.decodedContentEncoding == "gzip")
+        #expect(gzip.headers[.contentEncoding] == nil, "the headers describe the decoded body")
+        #expect(try await gzip.json(as: Coded.self).gzipped == true)
+        let deflate = try await client.get("\(base)/deflate")
+        #expect(deflate.decodedContentEncoding == "deflate")
+        #expect(try await deflate.json(as: Coded.self).deflated == true)
+
+        var raw = HTTP2Client.Configuration()
+        raw.decompression = .disabled
+        let plain = HTTP2Client(configuration: raw)
+        let encoded = try await plain.get("\(base)/gzip", headers: [.acceptEncoding: "gzip"])
+        #expect(encoded.headers[.contentEncoding] == "gzip")
+        #expect(try await encoded.bytes().prefix(2) == [0x1f, 0x8b], "as received: gzip's magic")
+        await client.shutdown()
+        await plain.shutdown()
+    }
+
+    @Test func aGzipBombIsRefusedWithDecompressionLimitAndTheConnectionGoesOn() async throws {
+        // 64 MiB of zeros, gzipped to about 64 KiB.
+        var zeros = ByteBuffer(repeating: 0, count: 64 << 20)
+        let bomb = try zeros.compress(with: .gzip())
+        let server = try await ServerSession.bind(port: 0) { request in
+            if request.path == "/bomb" { return ServerSession.Response(headers: [.contentEncoding: "gzip"], body: .bytes(bomb)) }
+            return ServerSession.Response(body: .text("still here"))
+        }
+        let client = HTTP2Client()
+        let response = try await client.get("http://127.0.0.1:\(server.port)/bomb")
+        await #expect(throws: HTTP2Error.decompressionLimit(ratio: 100)) { _ = try await response.bytes() }
+        #expect(try await client.get("http://127.0.0.1:\(server.port)/after").text() == "still here")
+        #expect(client.connectionsOpened(to: "http://127.0.0.1:\(server.port)") == 1)
+        await client.shutdown()
+        await server.close()
     }
 
     // MARK: One-shot calls

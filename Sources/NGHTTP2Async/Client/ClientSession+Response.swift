@@ -16,6 +16,14 @@ extension ClientSession {
         public let streamID: Int32
         /// The 1xx informational responses that came before this one (e.g. 103 Early Hints), in order.
         public var informational: [HTTPResponse] = []
+        /// The `content-encoding` the client undid (`"gzip"`, `"x-gzip"` or `"deflate"`), or `nil` when the body is
+        /// as the server sent it.
+        ///
+        /// A decoded response no longer shows its encoding: `content-encoding` and `content-length` (which described
+        /// the encoded body) are removed from ``headers``, and the body reads decoded bytes. This says what the
+        /// encoding was, so a client that decodes is never silently lying about what came over the wire (the pitfall
+        /// of curl/curl#661, where a decoded body kept its encoded length and encoding).
+        public var decodedContentEncoding: String?
 
         /// The status.
         public var status: HTTPResponse.Status { head.status }
@@ -50,6 +58,45 @@ extension ClientSession {
         public func json<T: Decodable>(as type: T.Type = T.self, upTo limit: Int = 64 << 20) async throws -> T {
             try JSONDecoder().decode(type, from: try await data(upTo: limit))
         }
+    }
+}
+
+extension ClientSession.Response {
+    /// The response with its body decoded when `content-encoding` is gzip, x-gzip or deflate (one coding; anything
+    /// else, or several codings, is returned unchanged), `content-encoding` and `content-length` removed from its
+    /// headers (they described the encoded body), and the coding that was removed in `decodedContentEncoding`.
+    ///
+    /// Call it before reading the body: the returned response shares this one's ``StreamReader``, which decodes from
+    /// then on. A response without a body (204, 304, 1xx, or one whose stream already ended with no byte, as a
+    /// HEAD response's does) is returned unchanged; a body that turns out empty decodes to an empty body. Decoding
+    /// fails on reads, with ``HTTP2Error/decompressionFailed(_:)`` or, once the decoded body outgrows
+    /// `max(1 MiB, maxExpansionRatio × compressed bytes)`, ``HTTP2Error/decompressionLimit(ratio:)``.
+    func decodingContent(maxExpansionRatio: Int) -> ClientSession.Response {
+        guard decodedContentEncoding == nil, body.contentDecoder == nil else { return self }
+        let code = status.code
+        guard code >= 200, code != 204, code != 304 else { return self }
+        let codings = headers[values: .contentEncoding]
+            .flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .filter { !$0.isEmpty }
+        guard codings.count == 1, let name = codings.first else { return self }
+        let coding: ContentDecoder.Coding
+        switch name {
+        case "gzip", "x-gzip": coding = .gzip
+        case "deflate": coding = .deflate
+        default: return self
+        }
+        // END_STREAM came with the head (HEAD, or an empty body): nothing to decode, keep the head as sent.
+        if body.storage.hasEnded && body.storage.bufferedByteCount == 0 { return self }
+        guard body.decode(with: ContentDecoder(coding: coding, maxExpansionRatio: maxExpansionRatio)) else { return self }
+        var fields = head.headerFields
+        fields[.contentEncoding] = nil
+        fields[.contentLength] = nil
+        var head = head
+        head.headerFields = fields
+        var decoded = ClientSession.Response(head: head, body: body, streamID: streamID, informational: informational)
+        decoded.decodedContentEncoding = name
+        return decoded
     }
 }
 

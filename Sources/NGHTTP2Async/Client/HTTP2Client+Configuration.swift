@@ -114,15 +114,14 @@ extension HTTP2Client {
     public struct Decompression: Sendable, Hashable {
         /// Whether bodies are decoded.
         public var isEnabled: Bool
-        /// A body that decodes to more than this many times its encoded size (past its first MiB) is a
-        /// decompression bomb: the stream is cancelled and the read throws ``HTTP2Error/decompressionLimit(ratio:)``.
-        /// Default 100.
+        /// A body that decodes to more than `max(1 MiB, maxExpansionRatio × its encoded size)` is a decompression bomb:
+        /// the stream is cancelled and the read throws ``HTTP2Error/decompressionLimit(ratio:)``. Default 100.
         public var maxExpansionRatio: Int
 
         /// Decoded, with an expansion limit of 100.
-        public static let enabled = Decompression(isEnabled: true, maxExpansionRatio: 100)
+        public static let enabled = Decompression(isEnabled: true, maxExpansionRatio: ContentDecoding.defaultMaxExpansionRatio)
         /// Returned as received, with no `accept-encoding` added.
-        public static let disabled = Decompression(isEnabled: false, maxExpansionRatio: 100)
+        public static let disabled = Decompression(isEnabled: false, maxExpansionRatio: ContentDecoding.defaultMaxExpansionRatio)
 
         /// Decoded, with an expansion limit of `maxExpansionRatio`.
         public static func enabled(maxExpansionRatio: Int) -> Decompression {

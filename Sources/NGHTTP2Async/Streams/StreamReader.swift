@@ -1,5 +1,6 @@
 public import NIOCore
 public import HTTPTypes
+import Synchronization
 
 /// The body of a received message, read as the application wants it.
 ///
@@ -10,11 +11,18 @@ public import HTTPTypes
 ///
 /// Dropping a reader before its end cancels the stream (RST_STREAM CANCEL) and credits whatever it had buffered
 /// back to the connection, so other streams keep their full window.
+///
+/// A reader can decode a `content-encoding` (gzip, deflate) as it reads (see `ClientSession.Response`'s
+/// `decodingContent`): chunks are then decoded bytes, ``collect(upTo:)``'s limit counts decoded bytes, and the
+/// window is still credited as compressed chunks are taken for decoding. ``bufferedByteCount`` stays the count of
+/// compressed bytes received and not yet taken.
 public final class StreamReader: AsyncSequence, Sendable {
     /// A chunk of the body, as it arrived.
     public typealias Element = ByteBuffer
 
     let storage: Storage
+    /// Set at most once, before the first read (``decode(with:)``); one atomic load per read, no lock, when unset.
+    private let decoder = AtomicLazyReference<ContentDecoder>()
 
     init(storage: Storage) {
         self.storage = storage
@@ -31,10 +39,23 @@ public final class StreamReader: AsyncSequence, Sendable {
     ///
     /// - Returns: the bytes, or `nil` at the end of the body.
     /// - Throws: ``HTTP2Error`` if the stream was reset or the connection went away, ``HTTP2Error/readerBusy``,
-    ///   ``HTTP2Error/invalidArgument(_:)`` when `maxBytes` is not positive, or `CancellationError`.
+    ///   ``HTTP2Error/invalidArgument(_:)`` when `maxBytes` is not positive, or `CancellationError`. A decoding
+    ///   reader also throws ``HTTP2Error/decompressionFailed(_:)`` (corrupt or truncated data) and
+    ///   ``HTTP2Error/decompressionLimit(ratio:)`` (a decompression bomb; the stream is cancelled).
     public func read(upTo maxBytes: Int = .max) async throws -> ByteBuffer? {
-        try await storage.read(maxBytes: maxBytes)
+        guard let decoder = decoder.load() else { return try await storage.read(maxBytes: maxBytes) }
+        return try await decoder.read(upTo: maxBytes, from: storage)
     }
+
+    /// Decodes the body with `decoder` from now on; call it before the first read. Returns `false` (and changes
+    /// nothing) when the reader already had a decoder.
+    @discardableResult
+    func decode(with decoder: ContentDecoder) -> Bool {
+        self.decoder.storeIfNil(decoder) === decoder
+    }
+
+    /// The decoder, if the reader decodes.
+    var contentDecoder: ContentDecoder? { decoder.load() }
 
     /// Reads the whole body.
     ///
@@ -58,10 +79,15 @@ public final class StreamReader: AsyncSequence, Sendable {
     /// The trailers that ended the body, once the end was read; `nil` before that or when there were none.
     public var trailers: HTTPFields? { storage.trailers }
 
-    /// Whether the end of the body was reached and everything buffered was read.
-    public var isFinished: Bool { storage.isFinished }
+    /// Whether the end of the body was reached and everything buffered was read (when decoding: and everything
+    /// decoded, the compressed stream having ended properly).
+    public var isFinished: Bool {
+        guard let decoder = decoder.load() else { return storage.isFinished }
+        return storage.isFinished && decoder.isFinished
+    }
 
-    /// Bytes received and not yet read by the application.
+    /// Bytes received and not yet read by the application. When the reader decodes, these are compressed bytes not
+    /// yet taken for decoding (what holds the stream's window), not decoded bytes.
     public var bufferedByteCount: Int { storage.bufferedByteCount }
 
     /// Iterates the body's chunks; the window is credited as each is taken.
