@@ -123,11 +123,11 @@ struct HTTP2ClientTests {
         let client = HTTP2Client(configuration: configuration)
         let url = "http://127.0.0.1:\(server.port)"
         #expect(try await client.get("\(url)/1").text() == "/1")
-        #expect(try await client.get("\(url)/2").text() == "/2")
         for _ in 0..<400 where server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(server.connectionCount == 0, "closed after 200 ms without a stream")
-        #expect(try await client.get("\(url)/3").text() == "/3")
-        #expect(client.connectionsOpened(to: url) == 2)
+        let opened = client.connectionsOpened(to: url)
+        #expect(try await client.get("\(url)/2").text() == "/2")
+        #expect(client.connectionsOpened(to: url) == opened + 1, "the pool noticed the close and opened a new one")
         await client.shutdown()
         await server.close()
     }
@@ -193,13 +193,13 @@ struct HTTP2ClientTests {
             ServerSession.Response(body: .writer { writer in
                 for _ in 0..<5 {
                     try await writer.write(ByteBuffer(string: "tick"))
-                    try await Task.sleep(for: .milliseconds(100))
+                    try await Task.sleep(for: .milliseconds(50))
                 }
                 try await Task.sleep(for: .seconds(10))
             })
         }
         var configuration = HTTP2Client.Configuration()
-        configuration.readTimeout = .milliseconds(400)
+        configuration.readTimeout = .milliseconds(1_500)
         let client = HTTP2Client(configuration: configuration)
         let response = try await client.get("http://127.0.0.1:\(server.port)/ticks")
         var received = 0
@@ -207,9 +207,9 @@ struct HTTP2ClientTests {
             for try await chunk in response.body { received += chunk.readableBytes }
             Issue.record("the stalled body ended")
         } catch let error as HTTP2Error {
-            #expect(error == .readTimeout(.milliseconds(400)))
+            #expect(error == .readTimeout(.milliseconds(1_500)))
         }
-        #expect(received == 20, "ticks 100 ms apart are not a stall")
+        #expect(received == 20, "ticks 50 ms apart are not a stall (of 1.5 s)")
         await client.shutdown()
         await server.close()
     }
