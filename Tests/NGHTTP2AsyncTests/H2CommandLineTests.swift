@@ -287,6 +287,9 @@ import NGHTTP2Async
         #expect(raw.status == 0 && raw.stdout.prefix(2) == Data([0x1F, 0x8B]), "\(raw.stderr)")
         let rawHead = try await Peers.run(Peers.h2, ["--no-decompress", "-I", "\(base)/gzip", "Accept-Encoding:gzip"])
         #expect(rawHead.text.contains("content-encoding: gzip"))
+        // By default /gzip and /deflate come back decoded, as JSON.
+        #expect(try json(try await Peers.run(Peers.h2, ["\(base)/gzip"]))["gzipped"] as? Bool == true)
+        #expect(try json(try await Peers.run(Peers.h2, ["\(base)/deflate"]))["deflated"] as? Bool == true)
     }
 
     @Test func loadInPoolModeAgainstNghttpd() async throws {
