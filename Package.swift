@@ -10,6 +10,11 @@ let package = Package(
         .library(name: "NGHTTP2Async", targets: ["NGHTTP2Async"]),
         .executable(name: "h2", targets: ["H2Command"]),
     ],
+    traits: [
+        // Off by default: a package that depends on this one resolves and builds only the libraries' dependencies.
+        // This repository's scripts build with `--traits CLI`.
+        .trait(name: "CLI", description: "Builds the h2 command-line tool (adds swift-argument-parser)."),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
@@ -46,7 +51,7 @@ let package = Package(
             name: "H2Command",
             dependencies: [
                 "NGHTTP2Async",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser", condition: .when(traits: ["CLI"])),
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,3 +1,4 @@
+#if CLI
 import ArgumentParser
 
 /// `h2`: HTTP/2 requests, a test server and a load generator, on libnghttp2.
@@ -36,3 +37,4 @@ struct H2: AsyncParsableCommand {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if CLI
 import ArgumentParser
 import Foundation
 import HTTPTypes
@@ -246,3 +247,4 @@ extension Sequence {
         return result
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if CLI
 import ArgumentParser
 import Foundation
 import HTTPTypes
@@ -405,3 +406,4 @@ final class EventLoopTaskExecutor: TaskExecutor {
         UnownedTaskExecutor(ordinary: self)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if CLI
 import ArgumentParser
 import Foundation
 import Logging
@@ -127,3 +128,4 @@ final class SignalWatcher {
         }
     }
 }
+#endif
