@@ -1,7 +1,7 @@
 extension Session {
     /// The typed callbacks a ``Session`` makes while it receives and sends.
     ///
-    /// Every closure runs inside ``Session/receive(_:)`` or ``Session/send(_:)``. From a callback you may
+    /// Every closure runs inside `receive(_:)` or ``Session/send(_:)``. From a callback you may
     /// submit frames, consume, resume data and set stream user data, but not call `receive` or `send`
     /// (they throw ``NGHTTP2Error/invalidState`` there). A closure that throws stops the session: `receive` or
     /// `send` rethrows the same error. Throw ``Session/StreamReset`` instead to reset only the stream concerned.

@@ -95,8 +95,11 @@ extension Session {
 
     /// Queues DATA from `body` on `streamID`, after the headers were sent without END_STREAM.
     ///
-    /// - Parameter endStream: whether the last DATA frame carries END_STREAM (otherwise the provider's flags decide
-    ///   only the end of this body; more HEADERS or DATA may follow).
+    /// - Parameters:
+    ///   - body: the provider of the bytes.
+    ///   - streamID: the stream, open on this side.
+    ///   - endStream: whether the last DATA frame carries END_STREAM (otherwise the provider's flags decide only the
+    ///     end of this body; more HEADERS or DATA may follow).
     /// - Throws: ``NGHTTP2Error/dataExist`` while an earlier body on the stream is still sending.
     public func submitData(streamID: Int32, endStream: Bool = true, body: DataProvider) throws {
         let flags = endStream ? UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) : UInt8(NGHTTP2_FLAG_NONE.rawValue)
@@ -213,7 +216,9 @@ extension Session {
 
     /// Queues GOAWAY with `errorCode` and stops the session: it then sends that GOAWAY and nothing more.
     ///
-    /// - Parameter lastStreamID: the last processed stream to report; `nil` for ``lastProcessedStreamID``.
+    /// - Parameters:
+    ///   - errorCode: the GOAWAY's code.
+    ///   - lastStreamID: the last processed stream to report; `nil` for ``lastProcessedStreamID``.
     public func terminate(errorCode: ErrorCode, lastStreamID: Int32? = nil) throws {
         if let lastStreamID {
             try NGHTTP2Error.check(nghttp2_session_terminate_session2(handle, lastStreamID, errorCode.rawValue))

@@ -2,7 +2,7 @@ internal import CNGHTTP2
 
 /// An HTTP/2 connection endpoint, client or server, that does no I/O of its own (`nghttp2_session`).
 ///
-/// Feed it the bytes that arrive with ``receive(_:)``; it parses them and calls your ``Callbacks``.
+/// Feed it the bytes that arrive with `receive(_:)`; it parses them and calls your ``Callbacks``.
 /// Submit requests, responses and other frames with the `submit…` methods; take the bytes it wants on the
 /// wire with ``send(_:)``. Drive it from any I/O: a socket, a NIO channel, a test that shuttles bytes between
 /// two sessions in memory.
@@ -40,7 +40,7 @@ public final class Session {
     /// Set while libnghttp2 is running (receive or send), to refuse re-entrant calls.
     var isDriving = false
 
-    /// Whether ``receive(_:)`` or ``send(_:)`` is running: code called from a callback sees `true`, and must then
+    /// Whether `receive(_:)` or ``send(_:)`` is running: code called from a callback sees `true`, and must then
     /// leave receiving and sending to the caller of the running one (submits are fine).
     public var isProcessing: Bool { isDriving }
     /// Where zero-copy DATA payloads go during ``send(_:)``.
@@ -163,7 +163,7 @@ extension Session {
 
     /// Serializes every frame that is ready to go, handing the bytes to `output` in order.
     ///
-    /// Call it after ``receive(_:)`` and after submitting; write what it hands out to the peer. The buffers are
+    /// Call it after `receive(_:)` and after submitting; write what it hands out to the peer. The buffers are
     /// valid only during the call to `output`.
     ///
     /// - Returns: the number of bytes handed out.

@@ -224,7 +224,7 @@ extension ClientSession {
         public var connectionWindowSize: Int32 = 8 << 20
         /// More SETTINGS to send (SETTINGS_ENABLE_PUSH = 0 and the window size are always sent).
         public var additionalSettings: [Setting] = []
-        /// libnghttp2 tuning (``Session/Options/noAutoWindowUpdate`` is always on: reading credits the windows).
+        /// libnghttp2 tuning (`Session.Options.noAutoWindowUpdate` is always on: reading credits the windows).
         public var options = Session.Options()
         /// How long connecting may take (and, with TLS, the handshake too). Default 10 seconds.
         public var connectTimeout: Duration = .seconds(10)

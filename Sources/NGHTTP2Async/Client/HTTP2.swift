@@ -10,9 +10,15 @@ public import HTTPTypes
 public enum HTTP2 {
     /// Sends one request and waits for the response head.
     ///
-    /// - Parameter configuration: `nil` (the default) runs the request on ``HTTP2Client/shared``. Otherwise it runs on
-    ///   a client of its own made with this configuration, which shuts down once the response's body is done (read it,
-    ///   or drop the response): nothing is reused across such calls.
+    /// - Parameters:
+    ///   - method: the request's method.
+    ///   - url: `http://` or `https://` with host, optional port, path and query.
+    ///   - headers: more header fields.
+    ///   - body: the body (none by default).
+    ///   - timeout: how long the whole exchange may take (``HTTP2Client/execute(_:body:timeout:)``).
+    ///   - configuration: `nil` (the default) runs the request on ``HTTP2Client/shared``. Otherwise it runs on a
+    ///     client of its own made with this configuration, which shuts down once the response's body is done (read
+    ///     it, or drop the response): nothing is reused across such calls.
     public static func request(
         _ method: HTTPRequest.Method,
         _ url: String,

@@ -22,10 +22,10 @@ extension HTTP2Client {
         /// When requests are sent again. Default: up to 4 attempts for requests the server did not process.
         public var retry = RetryPolicy()
 
-        /// Whether and how far redirects are followed. Default ``RedirectPolicy/none``: a 3xx is returned as is.
+        /// Whether and how far redirects are followed. Default ``HTTP2Client/RedirectPolicy/none``: a 3xx is returned as is.
         public var redirects = RedirectPolicy.none
 
-        /// Decoding of `gzip` and `deflate` bodies. Default on (``Decompression/enabled``): `accept-encoding:
+        /// Decoding of `gzip` and `deflate` bodies. Default on (``HTTP2Client/Decompression/enabled``): `accept-encoding:
         /// gzip, deflate` is sent when the request has none, and bodies decode as they are read.
         public var decompression = Decompression.enabled
 

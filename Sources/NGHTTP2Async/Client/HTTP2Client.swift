@@ -54,7 +54,7 @@ public final class HTTP2Client: Sendable {
         self.eventLoopGroup = eventLoopGroup
     }
 
-    /// The client behind ``HTTP2/get(_:headers:)`` and the other one-shot calls: default configuration, connections
+    /// The client behind ``HTTP2/get(_:headers:timeout:)`` and the other one-shot calls: default configuration, connections
     /// reused across calls and closed when idle. Never shut down.
     public static let shared = HTTP2Client()
 

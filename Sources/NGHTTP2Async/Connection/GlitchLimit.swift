@@ -6,7 +6,7 @@
 /// libnghttp2 reports. Each costs the peer a few bytes and this side the work the stream had started, which is the
 /// attack of CVE-2025-8671 ("MadeYouReset", RFC 9113 §10.5). libnghttp2 1.67 added such a limit with these
 /// defaults; 1.52 has none, so this package counts itself. (RST_STREAM floods, CVE-2023-44487, are limited by
-/// libnghttp2's own ``Session/Options/streamResetRateLimit``.)
+/// libnghttp2's own `Session.Options.streamResetRateLimit`.)
 public struct GlitchLimit: Sendable, Hashable {
     /// Glitches taken at once. Default 1,000.
     public var burst: Int

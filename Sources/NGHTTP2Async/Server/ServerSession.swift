@@ -118,7 +118,7 @@ extension ServerSession {
         public var connectionWindowSize: Int32 = 8 << 20
         /// More SETTINGS to send (the ones above and SETTINGS_NO_RFC7540_PRIORITIES = 1 are always sent).
         public var additionalSettings: [Setting] = []
-        /// libnghttp2 tuning (``Session/Options/noAutoWindowUpdate`` is always on: reading credits the windows).
+        /// libnghttp2 tuning (`Session.Options.noAutoWindowUpdate` is always on: reading credits the windows).
         public var options = Session.Options()
         /// TLS: the certificate and key to serve (``NGHTTP2TLSConfiguration/makeServerConfiguration(certificateChain:privateKey:)``),
         /// and optionally client-certificate verification. `nil` serves cleartext HTTP/2 (h2c, prior knowledge).

@@ -43,7 +43,7 @@ public struct MessageBody: Sendable {
         })
     }
 
-    /// A body written by `produce`, which may call ``BodyWriter/write(_:)`` any number of times and
+    /// A body written by `produce`, which may call `write(_:)` of ``BodyWriter`` any number of times and
     /// ``BodyWriter/finish(trailers:)`` once; the body ends when `produce` returns.
     public static func writer(_ produce: @escaping @Sendable (BodyWriter) async throws -> Void) -> MessageBody {
         MessageBody(storage: .writer(produce))

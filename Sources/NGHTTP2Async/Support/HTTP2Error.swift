@@ -251,7 +251,7 @@ extension HTTP2Error {
     }
 
     /// The response was a redirect after `limit` redirects had been followed
-    /// (``HTTP2Client/Configuration/RedirectPolicy``).
+    /// (``HTTP2Client/RedirectPolicy``).
     public static func tooManyRedirects(limit: Int) -> HTTP2Error {
         HTTP2Error(.tooManyRedirects, limit: limit)
     }
