@@ -245,6 +245,9 @@ final class RequestMetrics: Sendable {
         }
     }
 
+    /// How many request metric objects were made so far (for tests: they are made on first use).
+    var madeCount: Int { byStatus.madeCount + errors.madeCount }
+
     /// A request answered with `status` after `nanoseconds`.
     func completed(_ method: MethodLabel, status: HTTPResponse.Status, nanoseconds: UInt64) {
         let metrics = byStatus[method.rawValue * 5 + statusClass(status) - 1]
