@@ -35,10 +35,13 @@ final class ClientObserver: Sendable {
         }
         let span = tracer.startSpan(method == .other ? "HTTP" : method.name, context: InstrumentationContext.current ?? .topLevel, ofKind: .client)
         defer { span.end() }
-        span.updateAttributes { attributes in
-            request.setCommonSpanAttributes(&attributes, method: method)
-            attributes["url.full"] = request.urlString
-            attributes["url.path"] = String(request.pathAndQuery.path)
+        // A span that is not recorded (not sampled, or a no-op tracer) is not given attributes it would drop.
+        if span.isRecording {
+            span.updateAttributes { attributes in
+                request.setCommonSpanAttributes(&attributes, method: method)
+                attributes["url.full"] = request.urlString
+                attributes["url.path"] = String(request.pathAndQuery.path)
+            }
         }
         var request = request
         tracer.inject(span.context, into: &request.headerFields, using: HTTPFieldsInjector())

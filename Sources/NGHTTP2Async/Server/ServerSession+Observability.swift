@@ -87,7 +87,8 @@ final class ServerObserver: Sendable {
         var parent = InstrumentationContext.current ?? .topLevel
         tracer.extract(request.headers, into: &parent, using: HTTPFieldsExtractor())
         let span = tracer.startSpan(method == .other ? "HTTP" : method.name, context: parent, ofKind: .server)
-        span.updateAttributes { attributes in
+        // A span that is not recorded (not sampled, or a no-op tracer) is not given attributes it would drop.
+        if span.isRecording { span.updateAttributes { attributes in
             request.head.setCommonSpanAttributes(&attributes, method: method)
             let (path, query) = request.head.pathAndQuery
             attributes["url.path"] = String(path)
@@ -96,7 +97,7 @@ final class ServerObserver: Sendable {
                 if let address = remote.ipAddress { attributes["client.address"] = address }
                 if let port = remote.port { attributes["client.port"] = port }
             }
-        }
+        } }
         let response: ServerSession.Response
         do {
             response = try await InstrumentationContext.$current.withValue(span.context) { try await handler(request) }
