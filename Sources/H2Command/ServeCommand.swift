@@ -5,6 +5,8 @@ import Logging
 import NGHTTP2Async
 import HTTPTypes
 import NIOCore
+import CoreMetrics
+import Tracing
 
 /// `h2 serve`: an HTTP/2 test server.
 struct ServeCommand: AsyncParsableCommand {
@@ -55,6 +57,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Do not print one access-log line per request.")
     var quiet = false
 
+    @Flag(help: "Record the server's metrics into a no-op swift-metrics factory (to measure what metrics cost).")
+    var metrics = false
+
+    @Flag(help: "Start a span per request with a no-op swift-distributed-tracing tracer (to measure what tracing costs).")
+    var tracing = false
+
     func validate() throws {
         for (name, value) in [("--idle-timeout", idleTimeout), ("--header-timeout", headerTimeout), ("--max-connection-age", maxConnectionAge)]
         where value < 0 || !value.isFinite {
@@ -68,6 +76,10 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         var configuration = ServerSession.Configuration()
         if debug { configuration.logger.logLevel = .debug }
+        configuration.observability = Observability(
+            metricsFactory: metrics ? NOOPMetricsHandler.instance : nil,
+            tracer: tracing ? NoOpTracer() : nil
+        )
         configuration.maxConcurrentStreams = maxConcurrentStreams
         configuration.idleTimeout = duration(idleTimeout)
         configuration.headerTimeout = duration(headerTimeout)

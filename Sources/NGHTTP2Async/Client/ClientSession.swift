@@ -250,6 +250,9 @@ extension ClientSession {
         /// Sees every frame sent and received (``FrameDirection``), e.g. to print them like `nghttp -v`.
         public var frameObserver: FrameObserver?
 
+        /// The connection metrics of the ``HTTP2Client`` that opened this connection, if it records them.
+        var metrics: ConnectionMetrics?
+
         /// The defaults described on each property.
         public init() {}
 
@@ -265,7 +268,8 @@ extension ClientSession {
                     keepAliveTimeout: keepAlive?.timeout ?? .seconds(20)
                 ),
                 logger: logger,
-                frameObserver: frameObserver
+                frameObserver: frameObserver,
+                metrics: metrics
             )
         }
     }

@@ -45,6 +45,10 @@ extension HTTP2Client {
         /// curl does. Default `false`: the environment is read only when the application asks.
         public var proxyFromEnvironment = false
 
+        /// Metrics (the pool's connections and each call) and a `.client` span per call, whose context is sent in
+        /// the request's headers (see ``Observability``). Default ``Observability/disabled``.
+        public var observability = Observability.disabled
+
         /// The defaults described on each property.
         public init() {}
     }

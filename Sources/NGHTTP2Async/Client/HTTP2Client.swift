@@ -37,6 +37,8 @@ public final class HTTP2Client: Sendable {
     public let configuration: Configuration
     let eventLoopGroup: any EventLoopGroup
     private let state = LockedState(State())
+    /// Metrics and spans; `nil` when ``Configuration/observability`` is off (the default).
+    let observer: ClientObserver?
 
     private struct State {
         var pools: [OriginPool.Origin: OriginPool] = [:]
@@ -52,6 +54,7 @@ public final class HTTP2Client: Sendable {
     ) {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
+        self.observer = ClientObserver(configuration.observability)
     }
 
     /// The client behind ``HTTP2/get(_:headers:timeout:)`` and the other one-shot calls: default configuration, connections
@@ -76,6 +79,12 @@ public final class HTTP2Client: Sendable {
     ///   ``HTTP2Error/Code/notProcessed`` after the last attempt, ``HTTP2Error/Code/tooManyRedirects``, …), a
     ///   ``TLSError`` or the socket's error when no connection could be opened, or `CancellationError`.
     public func execute(_ request: HTTPRequest, body: MessageBody = .empty, timeout: Duration? = nil) async throws -> Response {
+        if let observer { return try await observer.execute(request, body: body, timeout: timeout, on: self) }
+        return try await send(request, body: body, timeout: timeout, observation: nil)
+    }
+
+    /// ``execute(_:body:timeout:)`` itself; `observation` hears of its retries and redirects.
+    func send(_ request: HTTPRequest, body: MessageBody, timeout: Duration?, observation: RequestObservation?) async throws -> Response {
         let timeout = timeout ?? configuration.timeout
         let deadline = timeout.map { (at: NIODeadline.now() + TimeAmount($0), given: $0) }
         var request = request
@@ -87,7 +96,7 @@ public final class HTTP2Client: Sendable {
         var visited: Set<String> = configuration.redirects.maxRedirects > 0 ? [request.urlString] : []
         var redirects = 0
         while true {
-            let response = try await executeWithRetries(request, body: body, deadline: deadline)
+            let response = try await executeWithRetries(request, body: body, deadline: deadline, observation: observation)
             guard
                 let (next, nextBody) = try configuration.redirects.redirect(
                     status: response.status,
@@ -102,6 +111,7 @@ public final class HTTP2Client: Sendable {
             await finish(response)
             guard visited.insert(next.urlString).inserted else { throw HTTP2Error.redirectLoop(next.urlString) }
             redirects += 1
+            observation?.redirected(to: next.urlString)
             (request, body) = (next, nextBody)
         }
     }
@@ -207,7 +217,12 @@ public final class HTTP2Client: Sendable {
 
     // MARK: Attempts
 
-    private func executeWithRetries(_ request: HTTPRequest, body: MessageBody, deadline: (at: NIODeadline, given: Duration)?) async throws -> Response {
+    private func executeWithRetries(
+        _ request: HTTPRequest,
+        body: MessageBody,
+        deadline: (at: NIODeadline, given: Duration)?,
+        observation: RequestObservation?
+    ) async throws -> Response {
         let origin = try OriginPool.Origin(request)
         let fields = request.http2Fields
         var attempts = 0
@@ -230,6 +245,7 @@ public final class HTTP2Client: Sendable {
                     throw error
                 }
                 state.withLock { $0.retries += 1 }
+                observation?.retrying(after: error)
                 configuration.connection.logger.debug("\(origin): attempt \(attempts) of \(request.method) \(request.path ?? "/") failed (\(error)); retrying")
             }
         }
@@ -278,6 +294,7 @@ public final class HTTP2Client: Sendable {
                 ?? (configuration.proxyFromEnvironment ? HTTPProxy.fromEnvironment(for: origin.scheme, host: origin.hostAndPort) : nil)
         }
         connection.logger[metadataKey: "origin"] = "\(origin)"
+        connection.metrics = observer?.connectionMetrics
         return connection
     }
 

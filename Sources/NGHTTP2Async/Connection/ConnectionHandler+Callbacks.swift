@@ -12,8 +12,11 @@ extension ConnectionHandler {
         session.callbacks.onDataChunk = { [unowned self] streamID, bytes in dataReceived(streamID: streamID, bytes) }
         session.callbacks.onStreamClosed = { [unowned self] streamID, errorCode in streamClosed(streamID, errorCode) }
         session.callbacks.onFrameNotSent = { [unowned self] frame, error in frameNotSent(frame, error) }
-        if configuration.timeouts.glitches != nil {
+        let countsGlitches = configuration.timeouts.glitches != nil
+        if countsGlitches || configuration.metrics != nil {
             session.callbacks.onRSTStreamSent = { [unowned self] _, errorCode in
+                configuration.metrics?.rstStream(.sent, errorCode)
+                guard countsGlitches else { return }
                 // A reset for something the peer did (not the application's CANCEL or INTERNAL_ERROR) is a glitch.
                 switch errorCode {
                 case .protocolError, .flowControlError, .streamClosed, .frameSizeError, .refusedStream, .compressionError:
@@ -54,9 +57,10 @@ extension ConnectionHandler {
             fieldBlockReceived(streamID: frame.streamID, category: category, fields: fields, endStream: frame.flags.contains(.endStream))
         case .data:
             if frame.flags.contains(.endStream) { streams[frame.streamID]?.inbound.finish(trailers: nil) }
-        case .rstStream:
+        case .rstStream(let errorCode):
             // libnghttp2 closes the stream right after this callback.
             peerResetStream = frame.streamID
+            configuration.metrics?.rstStream(.received, errorCode)
         default:
             break
         }

@@ -12,6 +12,8 @@ struct ConnectionConfiguration: Sendable {
     var timeouts: ConnectionStateMachine.Timeouts
     var logger: Logger
     var frameObserver: FrameObserver?
+    /// Connection, stream, byte and RST_STREAM/GOAWAY counts; `nil` records nothing (see ``Observability``).
+    var metrics: ConnectionMetrics? = nil
 }
 
 /// Owns one ``Session`` on its channel's event loop, as a thin shell around ``ConnectionStateMachine``: NIO events
@@ -68,6 +70,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
     private var isReading = false
     private var flushScheduled = false
+    /// Bytes read in the current read burst, counted once at its end (``ConnectionMetrics``).
+    var bytesReadInBurst = 0
+    /// Whether ``ConnectionMetrics/connectionsOpen`` counts this connection.
+    var countedAsOpen = false
 
     init(role: Role, configuration: ConnectionConfiguration, delegate: (any ConnectionDelegate)?) throws {
         self.role = role
@@ -161,6 +167,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         isReading = true
+        bytesReadInBurst &+= buffer.readableBytes
         history.readBegins()
         buffer.withUnsafeReadableBytes { bytes in
             var fed = 0
@@ -218,6 +225,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         isReading = false
         burstStart = nil
+        if let metrics = configuration.metrics { countBytesRead(metrics) }
         if configuration.timeouts.keepAliveInterval != nil { machine.peerActive(now: now) }
         flush()
         armTimer()
@@ -274,12 +282,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard !session.isProcessing else { return scheduleFlush() }
         if context.channel.isWritable {
             var buffer = context.channel.allocator.buffer(capacity: 0)
+            var writtenEarly = 0
             do {
                 var wroteEarly = false
                 try session.send { bytes in
                     buffer.writeBytes(bytes)
                     if !wroteEarly && buffer.readableBytes >= Self.earlyWrite {
                         wroteEarly = true
+                        writtenEarly = buffer.readableBytes
                         context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
                         buffer = context.channel.allocator.buffer(capacity: 0)
                     }
@@ -289,6 +299,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             } catch {
                 logger.error("HTTP/2 send failed: \(error)")
                 return connectionError(.callbackFailure)
+            }
+            if let metrics = configuration.metrics, writtenEarly + buffer.readableBytes > 0 {
+                metrics.sent(writtenEarly + buffer.readableBytes)
             }
             if buffer.readableBytes > 0 {
                 context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
@@ -353,6 +366,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// A GOAWAY left (a libnghttp2 callback). One with an error code that nothing here asked for is libnghttp2's
     /// answer to a protocol error it found (RFC 9113 §5.4.1): the streams still open fail with that reason.
     func goAwaySent(_ errorCode: ErrorCode, _ debugData: [UInt8]) {
+        configuration.metrics?.goAway(.sent, errorCode)
         guard errorCode != .noError else { return }
         let reason = debugData.isEmpty ? "GOAWAY \(errorCode) sent" : String(decoding: debugData, as: UTF8.self)
         machine.ended(because: HTTP2Error.protocolViolation(errorCode: errorCode, detail: reason))  // the first reason wins
@@ -382,6 +396,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         session.releaseStreamObjects()
         for data in machine.takeUnansweredPings() { pingWaiters.removeValue(forKey: data)?.resume(throwing: error) }
         logger.debug("HTTP/2 connection closed")
+        if let metrics = configuration.metrics { countConnectionClosed(metrics) }
         if let reference { delegate?.connection(reference, emitted: .closed(machine.endedBecause)) }
         closed?.succeed()
     }
@@ -392,6 +407,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         let open = streams
         streams.removeAll()
         let lastProcessed = machine.goAwayReceived?.lastStreamID ?? .max
+        if let metrics = configuration.metrics, !open.isEmpty { metrics.streamsClosed(open.count) }
         for (id, stream) in open {
             machine.streamClosed(now: now)
             if !isServer, !session.streamExists(id) || id > lastProcessed {
@@ -422,6 +438,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Tracks a stream that opened (`byPeer`: a request, on a server).
     func streamOpened(_ stream: StreamContext, byPeer: Bool) {
         streams[stream.id] = stream
+        configuration.metrics?.streamOpened()
         if case .sendGoAway(let lastStreamID) = machine.streamOpened(stream.id, byPeer: byPeer) {
             logger.debug("stream \(stream.id) reached the connection's request limit; GOAWAY")
             try? session.submitGoaway(lastStreamID: lastStreamID, errorCode: .noError)
@@ -434,6 +451,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     @discardableResult
     func streamRemoved(_ streamID: Int32) -> StreamContext? {
         guard let stream = streams.removeValue(forKey: streamID) else { return nil }
+        configuration.metrics?.streamsClosed(1)
         stream.timer?.cancel()
         machine.streamClosed(now: now)
         if reportsStreams, let reference { delegate?.connection(reference, emitted: .streamClosed(openStreams: machine.openStreams)) }
@@ -536,6 +554,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 }
             if let event, let reference { delegate?.connection(reference, emitted: event) }
         case .goaway(let lastStreamID, let errorCode, let debugData):
+            configuration.metrics?.goAway(.received, errorCode)
             machine.goAwayReceived(lastStreamID: lastStreamID, errorCode: errorCode)
             logger.debug(
                 "GOAWAY received: last stream \(lastStreamID), \(errorCode)\(debugData.isEmpty ? "" : ", \(String(decoding: debugData, as: UTF8.self))")"
@@ -578,6 +597,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             return
         }
         logger.debug("HTTP/2 connection started")
+        if let metrics = configuration.metrics { countConnectionOpened(metrics) }
         flush()
         armTimer()
     }

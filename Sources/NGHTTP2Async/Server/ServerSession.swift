@@ -47,7 +47,14 @@ public final class ServerSession: Sendable {
         handler: @escaping Handler
     ) async throws -> ServerSession {
         let connections = ServerConnections(limit: configuration.maxConnections)
-        let connectionConfiguration = configuration.connectionConfiguration
+        // Observability is off by default: then nothing is made and the handler is the application's own.
+        let observer = ServerObserver(configuration.observability)
+        let connectionConfiguration = {
+            var connection = configuration.connectionConfiguration
+            connection.metrics = observer?.connectionMetrics
+            return connection
+        }()
+        let handler = observer?.instrument(handler) ?? handler
         let logger = configuration.logger
         let setup = ChannelSetup(
             tls: try configuration.tls.map { try TLSContext(configuration: $0) },
@@ -162,6 +169,8 @@ extension ServerSession {
         public var logger = Logger(label: "nghttp2.server")
         /// Sees every frame sent and received (``FrameDirection``), e.g. to print them like `nghttp -v`.
         public var frameObserver: FrameObserver?
+        /// Metrics and a span per request (see ``Observability``). Default ``Observability/disabled``.
+        public var observability = Observability.disabled
 
         /// The defaults described on each property.
         public init() {}
