@@ -123,8 +123,10 @@ struct HTTP2ClientTests {
         let client = HTTP2Client(configuration: configuration)
         let url = "http://127.0.0.1:\(server.port)"
         #expect(try await client.get("\(url)/1").text() == "/1")
-        for _ in 0..<400 where server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<2_000 where server.connectionCount > 0 { try await Task.sleep(for: .milliseconds(5)) }
         #expect(server.connectionCount == 0, "closed after 200 ms without a stream")
+        let origin = OriginPool.Origin(scheme: "http", host: "127.0.0.1", port: server.port)
+        for _ in 0..<2_000 where client.pool(ifExists: origin)?.hasConnections == true { try await Task.sleep(for: .milliseconds(5)) }
         let opened = client.connectionsOpened(to: url)
         #expect(try await client.get("\(url)/2").text() == "/2")
         #expect(client.connectionsOpened(to: url) == opened + 1, "the pool noticed the close and opened a new one")

@@ -136,6 +136,9 @@ final class OriginPool: Sendable {
     /// Connections opened over the pool's life.
     var connectionsOpened: Int { state.withLock { $0.connectionsOpened } }
 
+    /// Whether the pool holds a connection (connecting, active or draining) now.
+    var hasConnections: Bool { state.withLock { !$0.machine.connections.isEmpty } }
+
     /// Requests waiting for a connection now.
     var waitingCount: Int { state.withLock { $0.machine.waiting.count } }
 
