@@ -9,6 +9,9 @@ let package = Package(
         .library(name: "CNGHTTP2", targets: ["CNGHTTP2"]),
         .library(name: "NGHTTP2Async", targets: ["NGHTTP2Async"]),
         .executable(name: "h2", targets: ["H2Command"]),
+        // OpenAPI transports (swift-openapi-runtime) over HTTP2Client and ServerSession; its own product, so that
+        // NGHTTP2Async alone does not build openapi-runtime.
+        .library(name: "NGHTTP2OpenAPI", targets: ["NGHTTP2OpenAPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -16,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
     ],
     targets: [
         .systemLibrary(
@@ -40,6 +44,16 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
+        .target(
+            name: "NGHTTP2OpenAPI",
+            dependencies: [
+                "NGHTTP2Async",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         .executableTarget(
