@@ -109,7 +109,6 @@ struct ServerSessionTransportRoutingTests {
         try await Stack.ourClientOurServerH2C.run { _, _, serverURL in
             let certificates = try await InteropCertificates.shared()
             let client = Stack.makeHTTP2Client(certificates: certificates)
-            defer { Task { await client.shutdown() } }
             let base = serverURL.absoluteString
 
             let unknown = try await client.get(base + "/nothing/here")
@@ -124,6 +123,7 @@ struct ServerSessionTransportRoutingTests {
             #expect(wrongMethod.status == .methodNotAllowed)
             #expect(wrongMethod.headers[.allow] == "GET")
             _ = try await wrongMethod.bytes()
+            await client.shutdown()
         }
     }
 
@@ -131,10 +131,10 @@ struct ServerSessionTransportRoutingTests {
     func undecodableParameter() async throws {
         try await Stack.ourClientOurServerH2C.run { _, _, serverURL in
             let client = Stack.makeHTTP2Client(certificates: try await InteropCertificates.shared())
-            defer { Task { await client.shutdown() } }
             let response = try await client.get(serverURL.absoluteString + "/blobs/not-a-number")
             #expect(response.status == .badRequest)
             _ = try await response.bytes()
+            await client.shutdown()
         }
     }
 
@@ -163,5 +163,35 @@ struct ServerSessionTransportRoutingTests {
         #expect(other.headers[.init("x-route")!] == "param:other")
         await client.shutdown()
         await server.close(gracePeriod: .seconds(1))
+    }
+}
+
+/// How HTTP2ClientTransport makes the request's origin and path from the server URL.
+@Suite("HTTP2ClientTransport server URLs")
+struct HTTP2ClientTransportURLTests {
+    @Test("A server URL with a trailing slash, or without a path, still reaches the operation")
+    func trailingSlashAndRoot() async throws {
+        let certificates = try await InteropCertificates.shared()
+        let transport = ServerSessionTransport()
+        try InteropService(probe: StreamProbe()).registerHandlers(on: transport, serverURL: URL(string: "/")!)
+        let server = try await ServerSession.bind(port: 0, handler: transport.handler)
+        let client = Stack.makeHTTP2Client(certificates: certificates)
+        for base in ["http://127.0.0.1:\(server.port)", "http://127.0.0.1:\(server.port)/", "http://localhost:\(server.port)/"] {
+            let api = Client(serverURL: URL(string: base)!, transport: HTTP2ClientTransport(client: client))
+            #expect(try await api.getItem(path: .init(itemID: "7")).ok.body.json.id == "7", "\(base)")
+        }
+        await client.shutdown()
+        await server.close(gracePeriod: .seconds(1))
+    }
+
+    @Test("A server URL that is not http or https fails with HTTP2ClientTransportError inside the runtime's ClientError")
+    func notAnHTTPURL() async throws {
+        let api = Client(serverURL: URL(string: "ftp://127.0.0.1/api")!, transport: HTTP2ClientTransport(client: HTTP2Client()))
+        do {
+            _ = try await api.getItem(path: .init(itemID: "7"))
+            Issue.record("expected an error")
+        } catch let error as ClientError {
+            #expect(error.underlyingError is HTTP2ClientTransportError)
+        }
     }
 }
