@@ -56,13 +56,14 @@ public final class ServerSessionTransport: ServerTransport, Sendable {
     /// The closure to pass to ``NGHTTP2Async/ServerSession/bind(host:port:configuration:eventLoopGroup:handler:)``:
     /// it routes each request to its operation (see ``handle(_:)``).
     public var handler: ServerSession.Handler {
-        { [self] request in try await self.handle(request) }
+        { [self] request in await self.handle(request) }
     }
 
     /// Routes one request: to its operation (converting the request and response), or to 404 / 405.
     ///
-    /// Never throws for a failing operation: its error becomes the response (see the type's documentation).
-    public func handle(_ request: ServerSession.Request) async throws -> ServerSession.Response {
+    /// A failing operation's error becomes the response (see the type's documentation); an error while the response
+    /// body streams resets the stream, as for any ``NGHTTP2Async/ServerSession`` handler.
+    public func handle(_ request: ServerSession.Request) async -> ServerSession.Response {
         let fullPath = request.path
         let path = fullPath.firstIndex(where: { $0 == "?" || $0 == "#" }).map { fullPath[..<$0] } ?? Substring(fullPath)
         let components = PathTemplate.split(path)
