@@ -9,6 +9,9 @@ let package = Package(
         .library(name: "CNGHTTP2", targets: ["CNGHTTP2"]),
         .library(name: "NGHTTP2Async", targets: ["NGHTTP2Async"]),
         .executable(name: "h2", targets: ["H2Command"]),
+        // OpenAPI transports (swift-openapi-runtime) over HTTP2Client and ServerSession; its own product, so that
+        // NGHTTP2Async alone does not build openapi-runtime.
+        .library(name: "NGHTTP2OpenAPI", targets: ["NGHTTP2OpenAPI"]),
     ],
     traits: [
         // Off by default: a package that depends on this one resolves and builds only the libraries' dependencies.
@@ -27,6 +30,7 @@ let package = Package(
         // `swift package generate-documentation` (scripts/test checks that the DocC catalogs build without warnings).
         // No target uses it, so packages that depend on this one do not resolve it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
     ],
     targets: [
         .systemLibrary(
@@ -54,6 +58,16 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+            ]
+        ),
+        .target(
+            name: "NGHTTP2OpenAPI",
+            dependencies: [
+                "NGHTTP2Async",
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         .executableTarget(
