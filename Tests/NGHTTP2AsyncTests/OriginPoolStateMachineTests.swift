@@ -151,8 +151,9 @@ import Testing
     @Test func aConnectionThatClosesBeforeItIsReadyCountsAsAFailedConnect() {
         var machine = Machine(limits: .init(maxConnections: 1))
         _ = machine.requestArrived(request(1), now: t0)
-        let closed = machine.connectionClosed(connection(0), error: nil, now: t0)
+        let closed = machine.connectionClosed(connection(0), error: HTTP2Error.idleTimeout(.seconds(1)), now: t0)
         #expect(closed.fail.map(\.0) == [request(1)])
+        #expect((closed.fail.first?.1 as? HTTP2Error)?.isRetrySafe == true, "it was never sent")
         #expect(machine.failedConnects == 1)
     }
 

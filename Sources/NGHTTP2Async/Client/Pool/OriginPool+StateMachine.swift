@@ -231,11 +231,13 @@ extension OriginPool {
             return actions
         }
 
-        /// `connection` closed. One that closed before it was ready counts as a failed connect.
+        /// `connection` closed. One that closed before it was ready counts as a failed connect; the requests it fails
+        /// were never sent on it, so they fail retry-safe (``HTTP2Error/notProcessed(streamID:detail:)``, naming why).
         mutating func connectionClosed(_ connection: ConnectionID, error: (any Error)?, now: Instant) -> Actions {
             guard let index = index(of: connection) else { return Actions() }
             if connections[index].state == .connecting {
-                return connectFailed(connection, error: error ?? HTTP2Error.connectionClosed(errorCode: nil), now: now)
+                let why = error.map { "\($0)" } ?? "the connection closed"
+                return connectFailed(connection, error: HTTP2Error.notProcessed(streamID: 0, detail: "before the server's SETTINGS: \(why)"), now: now)
             }
             var actions = Actions()
             connections.remove(at: index)
