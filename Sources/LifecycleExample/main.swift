@@ -14,8 +14,9 @@ import NGHTTP2Async
 import ServiceLifecycle
 import UnixSignals
 
-// A parent may start us with SIGTERM blocked (children inherit the signal mask, and some test runners block it);
-// the ServiceGroup can only see a signal that is delivered. Unblock before any thread starts, so all inherit it.
+// A child inherits its parent's signal mask, and a parent that spawns from a Dispatch thread (which blocks most
+// signals) passes that mask on; the ServiceGroup only sees a signal that is delivered. (Foundation's Process on
+// Swift 6.3 starts children with an empty mask, so with it this is a no-op.) Unblock before any thread starts.
 var unblocked = sigset_t()
 sigemptyset(&unblocked)
 sigaddset(&unblocked, SIGTERM)
