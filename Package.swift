@@ -31,6 +31,7 @@ let package = Package(
         // No target uses it, so packages that depend on this one do not resolve it.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -58,6 +59,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "Instrumentation", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -98,6 +100,16 @@ let package = Package(
             name: "ServerExample",
             dependencies: ["NGHTTP2Async", .product(name: "HTTPTypes", package: "swift-http-types")]
         ),
+        // A ServerSession in a ServiceGroup that shuts down gracefully on SIGTERM (ServiceLifecycleTests runs it).
+        .executableTarget(
+            name: "LifecycleExample",
+            dependencies: [
+                "NGHTTP2Async",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "NGHTTP2Tests", dependencies: ["NGHTTP2", "CNGHTTP2"]),
         .testTarget(
             name: "H2CommandTests",
@@ -121,6 +133,7 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
     ]

@@ -94,6 +94,12 @@ enum Peers {
         return bundle.appendingPathComponent("h2").path
     }
 
+    /// The `LifecycleExample` server built with the tests (beside the test bundle, like ``h2``).
+    static var lifecycleExample: String {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundle.appendingPathComponent("LifecycleExample").path
+    }
+
     /// nghttpd serving `directory` over cleartext HTTP/2.
     static func nghttpd(directory: String, extra: [String] = []) async throws -> (Running, Int) {
         let port = try await freePort()

@@ -2,6 +2,7 @@ public import NIOCore
 public import NGHTTP2
 public import NIOPosix
 public import Logging
+import ServiceLifecycle
 
 /// An HTTP/2 server: accepts connections (cleartext with prior knowledge, or TLS with ALPN `h2` when
 /// ``Configuration/tls`` is set) and answers each request with a handler.
@@ -86,12 +87,19 @@ public final class ServerSession: Sendable {
 
     /// Waits until the server is closed and its last connection is gone. Cancelling the waiting task closes the
     /// server gracefully (see ``close(gracePeriod:)``); this then returns once that is done.
+    ///
+    /// This is also the server's `Service.run()`: in a `ServiceGroup`, the group's graceful shutdown (for example
+    /// on SIGTERM) closes the server the same way (see the `Service` conformance).
     public func run() async throws {
-        await withTaskCancellationHandler {
-            try? await channel.closeFuture.get()
-            await connections.waitUntilAllClosed()
-        } onCancel: {
-            beginClosing(gracePeriod: configuration.gracePeriod)
+        await withGracefulShutdownHandler {
+            await withTaskCancellationHandler {
+                try? await channel.closeFuture.get()
+                await connections.waitUntilAllClosed()
+            } onCancel: {
+                beginClosing(gracePeriod: configuration.gracePeriod)
+            }
+        } onGracefulShutdown: {
+            self.beginClosing(gracePeriod: self.configuration.gracePeriod)
         }
     }
 
