@@ -145,10 +145,12 @@ struct HTTP2ClientTests {
     }
 
     @Test func shutdownWaitsForEveryRequestInFlightAndThenRefusesNewOnes() async throws {
+        // Handlers wait at a gate, so that the state below holds still until the test opens it.
         let arrived = LockedState(0)
+        let gate = RequestGate()
         let server = try await ServerSession.bind(port: 0) { request in
             arrived.withLock { $0 += 1 }
-            try await Task.sleep(for: .milliseconds(200))
+            await gate.wait()
             return ServerSession.Response(body: .text(request.path))
         }
         var configuration = HTTP2Client.Configuration()
@@ -161,10 +163,13 @@ struct HTTP2ClientTests {
         while arrived.withLock({ $0 }) < 200 || client.pool(ifExists: origin)?.waitingCount != 100 {
             try await Task.sleep(for: .milliseconds(5))
         }
-        await client.shutdown()
+        let shutdown = Task { await client.shutdown() }
+        while client.pool(ifExists: origin)?.isShuttingDown != true { try await Task.sleep(for: .milliseconds(5)) }
+        await #expect(throws: HTTP2Error.clientShutDown) { _ = try await client.get("http://127.0.0.1:\(port)/late") }
+        gate.open()
+        await shutdown.value
         let failed = await failures
         #expect(failed.isEmpty, "\(failed.count) failed: \(failed.prefix(5))")
-        await #expect(throws: HTTP2Error.clientShutDown) { _ = try await client.get("http://127.0.0.1:\(port)/late") }
         await server.close()
     }
 
@@ -364,6 +369,31 @@ extension HTTP2Client {
     func connectionsOpened(to origin: String) -> Int {
         guard let target = try? Target(origin) else { return 0 }
         return pool(ifExists: OriginPool.Origin(scheme: target.scheme, host: target.host, port: target.port))?.connectionsOpened ?? 0
+    }
+}
+
+/// Tasks wait at it until it is opened (then and afterwards they pass at once).
+final class RequestGate: Sendable {
+    private let state = LockedState((open: false, waiting: [CheckedContinuation<Void, Never>]()))
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let passes = state.withLock { state in
+                if state.open { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if passes { continuation.resume() }
+        }
+    }
+
+    func open() {
+        let waiting = state.withLock { state in
+            state.open = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
     }
 }
 

@@ -169,7 +169,7 @@ struct ProxyTests {
         }
         let elapsed = ContinuousClock.now - started
         #expect(error == .connectTimeout)
-        #expect(elapsed >= .milliseconds(450) && elapsed < .seconds(5), "took \(elapsed)")  // room for a loaded machine
+        #expect(elapsed >= .milliseconds(450) && elapsed < .seconds(30), "took \(elapsed)")  // an upper bound only against a hang
         await listener.stop()
     }
 

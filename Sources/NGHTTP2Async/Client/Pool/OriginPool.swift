@@ -139,6 +139,9 @@ final class OriginPool: Sendable {
     /// Whether the pool holds a connection (connecting, active or draining) now.
     var hasConnections: Bool { state.withLock { !$0.machine.connections.isEmpty } }
 
+    /// Whether the pool was told to shut down.
+    var isShuttingDown: Bool { state.withLock { $0.machine.isShuttingDown } }
+
     /// Requests waiting for a connection now.
     var waitingCount: Int { state.withLock { $0.machine.waiting.count } }
 
