@@ -16,12 +16,16 @@ import Testing
         + frame(type: 0x1, flags: 0x5, stream: 1, payload: [0x82, 0x86, 0x84])
         + frame(type: 0x2, stream: 3, payload: [0x80, 0, 0, 3, 15])  // exclusive bit set, depends on 3
         + frame(type: 0x0, flags: 0x1, stream: 5, payload: Array(repeating: 7, count: 40))
+        + frame(type: 0x0, flags: 0x9, stream: 7, payload: [6] + Array("test".utf8))  // padded, Pad Length 6 > 4
+        + frame(type: 0x1, flags: 0xd, stream: 9, payload: [2, 0x82, 0x86, 0x84, 0, 0])  // padded HEADERS
 
     static let expected: [InboundFrameScanner.Frame] = [
         .init(length: 0, type: 0x4, flags: 0, streamID: 0),
         .init(length: 3, type: 0x1, flags: 0x5, streamID: 1),
         .init(length: 5, type: 0x2, flags: 0, streamID: 3, dependency: 3),
         .init(length: 40, type: 0x0, flags: 0x1, streamID: 5),
+        .init(length: 5, type: 0x0, flags: 0x9, streamID: 7, padLength: 6),
+        .init(length: 6, type: 0x1, flags: 0xd, streamID: 9, padLength: 2),
     ]
 
     @Test(arguments: [1, 2, 7, 9, 13, 4096])
@@ -42,7 +46,8 @@ import Testing
             offset += chunk
         }
         #expect(found == Self.expected)
-        if chunk == 4096 { #expect(starts == [24, 33, 45, 59], "where each frame begins") }
+        #expect(found.map(\.hasBadPadding) == [false, false, false, false, true, false])
+        if chunk == 4096 { #expect(starts == [24, 33, 45, 59, 108, 122], "where each frame begins") }
     }
 
     @Test func scanningStopsWhenAsked() {

@@ -67,6 +67,25 @@ import NGHTTP2
         #expect(result8 == nil)
     }
 
+    /// RFC 9113 §6.1: "If the length of the padding is the length of the frame payload or greater, the recipient MUST
+    /// treat this as a connection error (Section 5.4.1) of type PROTOCOL_ERROR" — on a stream this side reset too,
+    /// where libnghttp2 skips the payload unread.
+    @Test func paddingNotShorterThanThePayloadIsAConnectionErrorProtocolErrorOnAnyStream() {
+        var history = Self.server(seeing: [Self.headers(1)])
+        history.streamClosed(1, .resetLocally)
+        let badlyPadded = Frame(length: 5, type: Frame.data, flags: 0x9, streamID: 1, padLength: 6)
+        history.readBegins()
+        let needsCheck = history.needsCheck(badlyPadded, isOpen: { _ in false })
+        #expect(needsCheck)
+        guard case .connection(.protocolError, _) = history.violation(badlyPadded, isOpen: false) else {
+            Issue.record("expected a connection error PROTOCOL_ERROR")
+            return
+        }
+        let padded = Frame(length: 5, type: Frame.data, flags: 0x9, streamID: 1, padLength: 4)
+        let violation = history.violation(padded, isOpen: false)
+        #expect(violation == nil, "four octets of padding leave one for data")
+    }
+
     @Test func aStreamClosedEarlierInTheSameReadIsCheckedAfterThatRead() {
         // HEADERS, RST_STREAM, DATA on stream 1 in one read: the DATA must wait for libnghttp2 to see the reset.
         var history = Self.server(seeing: [Self.headers(1), Self.rst(1)])

@@ -1,7 +1,7 @@
 /// Finds the frame headers (RFC 9113 §4.1) in the bytes a peer sends, before libnghttp2 reads them, so that the
-/// connection can check what libnghttp2 1.52 does not (see ``StreamHistory``). It reads only headers, and the four
-/// bytes of a PRIORITY frame that name the stream depended on; payloads are skipped. A header split across reads is
-/// put together from its pieces.
+/// connection can check what libnghttp2 1.52 does not (see ``StreamHistory``). It reads only headers, the four bytes
+/// of a PRIORITY frame that name the stream depended on, and the Pad Length of a padded DATA or HEADERS frame; payloads
+/// are skipped. A header split across reads is put together from its pieces.
 struct InboundFrameScanner {
     /// A frame's header, with what the checks need of its payload.
     struct Frame: Equatable {
@@ -11,12 +11,23 @@ struct InboundFrameScanner {
         var streamID: Int32
         /// For a PRIORITY frame of the right length (5): the stream it depends on (RFC 9113 §6.3).
         var dependency: Int32?
+        /// For a padded DATA or HEADERS frame with a payload: its Pad Length field (RFC 9113 §6.1, §6.2).
+        var padLength: Int?
 
         static let data: UInt8 = 0x0
         static let headers: UInt8 = 0x1
         static let priority: UInt8 = 0x2
         static let rstStream: UInt8 = 0x3
         static let endStream: UInt8 = 0x1
+        static let padded: UInt8 = 0x8
+
+        /// Whether the padding leaves no room for the payload it pads: "If the length of the padding is the length of
+        /// the frame payload or greater, the recipient MUST treat this as a connection error (Section 5.4.1) of type
+        /// PROTOCOL_ERROR" (RFC 9113 §6.1, §6.2).
+        var hasBadPadding: Bool {
+            guard let padLength else { return false }
+            return padLength >= length
+        }
     }
 
     /// Bytes to pass over before the next header: the client's preface (on a server), then each payload.
@@ -46,8 +57,8 @@ struct InboundFrameScanner {
             if pieces.isEmpty, end - index >= 9, let whole = Self.frame(in: bytes, at: index, available: end - index) {
                 frame = whole
             } else {
-                // Gather the header (9 bytes, or 13 with a PRIORITY frame's dependency) across reads.
-                var needed = pieces.count > 9 ? 13 : 9
+                // Gather the header (9 bytes, and the payload bytes the checks read) across reads.
+                var needed = pieces.count < 9 ? 9 : pieces.withUnsafeBytes { 9 + Self.payloadBytesRead(header: $0, at: 0) }
                 while true {
                     let count = min(needed - pieces.count, end - index)
                     pieces.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[index..<(index + count)]))
@@ -58,9 +69,9 @@ struct InboundFrameScanner {
                         frame = parsed
                         break
                     }
-                    needed = 13
+                    needed = pieces.withUnsafeBytes { 9 + Self.payloadBytesRead(header: $0, at: 0) }
                 }
-                skip = frame.length - (pieces.count - 9)  // a PRIORITY frame's dependency was part of its payload
+                skip = frame.length - (pieces.count - 9)  // the payload bytes read were part of the payload
                 pieces.removeAll(keepingCapacity: true)
                 if !visit(frame, 0) { return }
                 continue
@@ -71,14 +82,28 @@ struct InboundFrameScanner {
         }
     }
 
-    /// The frame whose header is at `offset`, or `nil` when it is a PRIORITY frame whose dependency is not all there.
+    /// How many payload bytes the checks read of the frame whose header is at `offset`: a PRIORITY frame's 4-byte
+    /// dependency, a padded DATA or HEADERS frame's 1-byte Pad Length.
+    private static func payloadBytesRead(header bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
+        let length = Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
+        switch bytes[offset + 3] {
+        case Frame.priority: return length == 5 ? 4 : 0
+        case Frame.data, Frame.headers: return bytes[offset + 4] & Frame.padded != 0 && length >= 1 ? 1 : 0
+        default: return 0
+        }
+    }
+
+    /// The frame whose header is at `offset`, or `nil` when the payload bytes the checks read are not all there.
     private static func frame(in bytes: UnsafeRawBufferPointer, at offset: Int, available: Int) -> Frame? {
+        let extra = payloadBytesRead(header: bytes, at: offset)
+        guard available >= 9 + extra else { return nil }
         let length = Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
         let type = bytes[offset + 3]
         var frame = Frame(length: length, type: type, flags: bytes[offset + 4], streamID: Self.streamID(bytes, offset + 5))
-        if type == Frame.priority, length == 5 {
-            guard available >= 13 else { return nil }
+        if extra == 4 {
             frame.dependency = Self.streamID(bytes, offset + 9)
+        } else if extra == 1 {
+            frame.padLength = Int(bytes[offset + 9])
         }
         return frame
     }

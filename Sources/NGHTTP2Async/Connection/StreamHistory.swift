@@ -3,7 +3,8 @@ import NGHTTP2
 /// What a connection remembers of its streams after libnghttp2 has forgotten them, to answer frames that arrive on
 /// closed streams as RFC 9113 §5.1 says, and requests on stream IDs a client skipped as §5.1.1 says. With RFC 7540
 /// priorities off, libnghttp2 1.52 keeps no closed stream and silently ignores every frame on one; it also ignores
-/// PRIORITY frames altogether, so their two MUSTs (§5.3.1, §6.3) are checked here too.
+/// PRIORITY frames altogether, so their two MUSTs (§5.3.1, §6.3) are checked here too, and it checks the padding of a
+/// DATA frame only on a stream it has open, so padding is checked here on every stream (§6.1, §6.2).
 ///
 /// Memory is bounded: the last ``capacity`` closed streams (how each closed, 8 bytes apiece, allocated once the first
 /// stream closes) and the last ``skippedRangeCapacity`` runs of skipped IDs (none for a client that counts up, as
@@ -111,6 +112,8 @@ struct StreamHistory {
         switch frame.type {
         case InboundFrameScanner.Frame.data, InboundFrameScanner.Frame.headers:
             guard id != 0 else { return false }  // libnghttp2's own check (PROTOCOL_ERROR)
+            // libnghttp2 checks padding only on streams it has open; it is a property of the frame (§6.1, §6.2).
+            if frame.hasBadPadding { return true }
             defer { if frame.flags & InboundFrameScanner.Frame.endStream != 0 { mayClose(id) } }
             if isPeerStream(id), id > highestPeerStreamID {
                 // A new stream (HEADERS), or DATA on an idle one (libnghttp2's check).
@@ -143,8 +146,11 @@ struct StreamHistory {
             // RST_STREAM must not be sent on an idle stream (§6.4).
             return .connection(.protocolError, reason: "PRIORITY: stream \(id) depends on itself (RFC 9113 §5.3.1)")
         }
-        guard !isOpen else { return nil }
         let kind = frame.type == InboundFrameScanner.Frame.data ? "DATA" : "HEADERS"
+        if frame.hasBadPadding {
+            return .connection(.protocolError, reason: "\(kind) on stream \(id): padding of \(frame.padLength ?? 0) octets in a payload of \(frame.length) (RFC 9113 §6.1, §6.2)")
+        }
+        guard !isOpen else { return nil }
         switch closure(of: id) {
         case .ended:
             return .connection(.streamClosed, reason: "\(kind) on stream \(id) after it ended (RFC 9113 §5.1)")
