@@ -51,6 +51,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Shut a connection down gracefully once it is this many seconds old (0: no limit).")
     var maxConnectionAge: Double = 0
 
+    @Option(
+        name: .customLong("push"),
+        help: ArgumentHelp(
+            "Push these assets with every response to PATH, to clients that accept pushes (as nghttpd's -p; repeatable).",
+            valueName: "PATH=ASSET[,ASSET...]"
+        )
+    )
+    var pushes: [String] = []
+
     @Flag(help: "Log connection events (debug level) to stderr.")
     var debug = false
 
@@ -71,6 +80,21 @@ struct ServeCommand: AsyncParsableCommand {
         if maxConnections < 0 || maxRequestsPerConnection < 0 { throw ValidationError("limits are counts, 0 or more") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if clientCA != nil, tlsCert == nil { throw ValidationError("--client-ca needs --tls-cert and --tls-key") }
+        _ = try pushTable()
+    }
+
+    /// `--push` as a table: a path, the assets pushed with it.
+    func pushTable() throws -> [String: [String]] {
+        var table: [String: [String]] = [:]
+        for entry in pushes {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            let assets = parts.count == 2 ? parts[1].split(separator: ",").map(String.init) : []
+            guard parts.count == 2, parts[0].hasPrefix("/"), !assets.isEmpty, assets.allSatisfy({ $0.hasPrefix("/") }) else {
+                throw ValidationError("--push takes PATH=ASSET[,ASSET...], paths beginning with /, not \(entry)")
+            }
+            table[parts[0], default: []] += assets
+        }
+        return table
     }
 
     func run() async throws {
@@ -97,8 +121,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let testServer = TestServer(directory: dir)
         let quiet = self.quiet
+        let pushTable = try self.pushTable()
         let server = try await ServerSession.bind(host: host, port: port, configuration: configuration) { request in
             let start = ContinuousClock.now
+            if !pushTable.isEmpty, let assets = pushTable[String(request.path.prefix { $0 != "?" })] {
+                for asset in assets { try await request.push(path: asset) }
+            }
             let response = try await testServer.handle(request)
             if !quiet {
                 let elapsed = seconds(ContinuousClock.now - start) * 1000

@@ -14,6 +14,8 @@ struct ConnectionConfiguration: Sendable {
     var frameObserver: FrameObserver?
     /// Connection, stream, byte and RST_STREAM/GOAWAY counts; `nil` records nothing (see ``Observability``).
     var metrics: ConnectionMetrics? = nil
+    /// Client: gets the server's pushes; `nil` refuses them (SETTINGS_ENABLE_PUSH = 0).
+    var pushHandler: ClientSession.PushHandler? = nil
 }
 
 /// Owns one ``Session`` on its channel's event loop, as a thin shell around ``ConnectionStateMachine``: NIO events
@@ -424,6 +426,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         if let response = stream.response {
             stream.response = nil
             response.resume(throwing: error)
+        }
+        if let pushed = stream.pushedResponse {
+            stream.pushedResponse = nil
+            pushed.fail(error)
         }
         let discarded = stream.inbound.fail(error)
         if discarded > 0 { try? session.consumeConnection(count: discarded) }
