@@ -120,20 +120,19 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.tls = tls
         }
         let testServer = TestServer(directory: dir)
-        let quiet = self.quiet
+        let accessLog = quiet ? nil : AccessLog()
         let pushTable = try self.pushTable()
         let server = try await ServerSession.bind(host: host, port: port, configuration: configuration) { request in
-            let start = ContinuousClock.now
+            let start = accessLog == nil ? nil : ContinuousClock.now
             if !pushTable.isEmpty, let assets = pushTable[String(request.path.prefix { $0 != "?" })] {
                 for asset in assets { try await request.push(path: asset) }
             }
             let response = try await testServer.handle(request)
-            if !quiet {
-                let elapsed = seconds(ContinuousClock.now - start) * 1000
+            if let accessLog, let start {
                 let length = response.head.headerFields[.contentLength] ?? "-"
-                printError(
+                accessLog.append(
                     "\(request.remoteAddress?.ipAddress ?? "-") \"\(request.method) \(request.path)\" \(response.head.status.code) \(length) "
-                        + String(format: "%.1fms", elapsed)
+                        + AccessLog.milliseconds(ContinuousClock.now - start)
                 )
             }
             return response
@@ -144,6 +143,7 @@ struct ServeCommand: AsyncParsableCommand {
             Task { await server.close(gracePeriod: .seconds(5)) }
         }
         try await server.run()
+        accessLog?.flush()
         withExtendedLifetime(signals) {}
         printError("h2: stopped")
     }
