@@ -88,6 +88,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .client: sessionRole = .client
         case .server: sessionRole = .server
         }
+        // libnghttp2 1.52 applies a client's PRIORITY_UPDATE (RFC 9218 §7.1) to its scheduler only when it parses the
+        // frame itself; without this a server skips the frame unread.
+        if sessionRole == .server, !options.builtinRecvExtensionTypes.contains(.priorityUpdate) {
+            options.builtinRecvExtensionTypes.append(.priorityUpdate)
+        }
         session = try Session(role: sessionRole, options: options)
         machine = ConnectionStateMachine(role: sessionRole, timeouts: configuration.timeouts)
         scanner = InboundFrameScanner(skipsPreface: sessionRole == .server)
