@@ -135,14 +135,17 @@ public final class ClientSession: Sendable {
     /// Sends a request and waits for its response head.
     ///
     /// - Parameters:
-    ///   - request: the head; `scheme` and `authority` default to the session's when `nil`.
+    ///   - request: the head; `scheme` and `authority` default to the session's when `nil`, except that a plain
+    ///     CONNECT (method CONNECT without ``HTTPTypes/HTTPRequest/extendedConnectProtocol``) is sent with only
+    ///     `:method` and `:authority`, as [RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5)
+    ///     requires (``openTunnel(to:headers:)`` is the simpler way to open one).
     ///   - body: the body (``MessageBody/empty`` by default).
     /// - Returns: the response; read or drop its ``ClientSession/Response/body``.
     /// - Throws: ``HTTP2Error`` (e.g. ``HTTP2Error/notProcessed(streamID:)``, ``HTTP2Error/streamReset(streamID:errorCode:byPeer:)``),
     ///   or `CancellationError` when the task was cancelled (the stream is then reset with CANCEL).
     public func execute(_ request: HTTPRequest, body: MessageBody = .empty) async throws -> ClientSession.Response {
         var request = request
-        if request.scheme == nil { request.scheme = scheme }
+        if request.scheme == nil, request.method != .connect || request.extendedConnectProtocol != nil { request.scheme = scheme }
         if request.authority == nil { request.authority = authority }
         // Header conversion happens here, in the caller's task, not on the connection's (busier) event loop.
         let received = try await connection.sendRequest(request.http2Fields, body: body, cancellation: RequestCancellation(), timeouts: nil)
