@@ -136,7 +136,7 @@ public final class ClientSession: Sendable {
     ///
     /// - Parameters:
     ///   - request: the head; `scheme` and `authority` default to the session's when `nil`, except that a plain
-    ///     CONNECT (method CONNECT without ``HTTPTypes/HTTPRequest/extendedConnectProtocol``) is sent with only
+    ///     CONNECT (method CONNECT without an `extendedConnectProtocol`) is sent with only
     ///     `:method` and `:authority`, as [RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5)
     ///     requires (``openTunnel(to:headers:)`` is the simpler way to open one).
     ///   - body: the body (``MessageBody/empty`` by default).
