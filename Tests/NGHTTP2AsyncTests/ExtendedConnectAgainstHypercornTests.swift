@@ -69,11 +69,7 @@ struct ExtendedConnectAgainstHypercornTests {
 
     /// hypercorn from `.build/venv`, serving ``app`` on a free port of 127.0.0.1.
     static func startHypercorn() async throws -> (Peers.Running, Int, String) {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let hypercorn = root.appendingPathComponent(".build/venv/bin/hypercorn").path
-        guard FileManager.default.isExecutableFile(atPath: hypercorn) else {
-            throw HypercornMissing(path: hypercorn)
-        }
+        let hypercorn = try Peers.venv("hypercorn")
         let directory = try Peers.temporaryDirectory()
         try app.write(toFile: directory + "/wsapp.py", atomically: true, encoding: .utf8)
         let port = try await Peers.freePort()
@@ -83,30 +79,5 @@ struct ExtendedConnectAgainstHypercornTests {
             waitForPort: port
         )
         return (running, port, directory)
-    }
-
-    struct HypercornMissing: Error, CustomStringConvertible {
-        let path: String
-        var description: String { "hypercorn is not installed at \(path): run scripts/bootstrap (it makes the virtualenv .build/venv)" }
-    }
-}
-
-/// Reads whole WebSocket frames from a tunnel's inbound bytes.
-struct WebSocketReader {
-    let reader: StreamReader
-    var buffered: [UInt8] = []
-
-    init(_ reader: StreamReader) { self.reader = reader }
-
-    /// The next frame, or nil when the stream ended.
-    mutating func next() async throws -> WebSocketFrame? {
-        while true {
-            if let (frame, count) = WebSocketFrame.decode(buffered) {
-                buffered.removeFirst(count)
-                return frame
-            }
-            guard var chunk = try await reader.read() else { return nil }
-            buffered += chunk.readBytes(length: chunk.readableBytes) ?? []
-        }
     }
 }

@@ -1,3 +1,6 @@
+import NIOCore
+@testable import NGHTTP2Async
+
 /// One WebSocket frame (RFC 6455 §5.2), encoded and decoded by hand for the extended CONNECT tests: FIN, an opcode,
 /// an optional mask, and the payload. A test helper, not a WebSocket implementation (no fragmentation, no extensions).
 struct WebSocketFrame: Equatable {
@@ -51,5 +54,25 @@ struct WebSocketFrame: Equatable {
         var payload = Array(bytes[offset..<(offset + length)])
         if masked { payload = payload.enumerated().map { $0.element ^ mask[$0.offset % 4] } }
         return (WebSocketFrame(opcode: opcode, payload: payload), offset + length)
+    }
+}
+
+/// Reads whole WebSocket frames from a tunnel's inbound bytes.
+struct WebSocketReader {
+    let reader: StreamReader
+    var buffered: [UInt8] = []
+
+    init(_ reader: StreamReader) { self.reader = reader }
+
+    /// The next frame, or nil when the stream ended.
+    mutating func next() async throws -> WebSocketFrame? {
+        while true {
+            if let (frame, count) = WebSocketFrame.decode(buffered) {
+                buffered.removeFirst(count)
+                return frame
+            }
+            guard var chunk = try await reader.read() else { return nil }
+            buffered += chunk.readBytes(length: chunk.readableBytes) ?? []
+        }
     }
 }
