@@ -111,6 +111,22 @@ struct PriorityTests {
         #expect(order == [3, 1])
     }
 
+    /// The client asks for nothing; the server's handler gives the second response urgency 0.
+    @Test func aServerHandlerCanSendItsResponseAheadOfOneThatStartedFirst() async throws {
+        let order = try await endOrder(first: nil, second: nil) { request in
+            if request.streamID == 3 { request.setResponsePriority(HTTPPriority(urgency: 0)) }
+        }
+        #expect(order == [3, 1])
+    }
+
+    /// The server's choice wins over a later PRIORITY_UPDATE from the client (it ignores the client's signals).
+    @Test func aPriorityTheServerSetOutranksTheClientsLaterUpdate() async throws {
+        let order = try await endOrder(first: nil, second: nil, updateSecondTo: HTTPPriority(urgency: 0)) { request in
+            if request.streamID == 3 { request.setResponsePriority(HTTPPriority(urgency: 7)) }
+        }
+        #expect(order == [1, 3])
+    }
+
     // MARK: A real peer
 
     /// nghttpd (`-v`) prints each header field it receives: our client's request carries the field as RFC 9218 §5
@@ -143,12 +159,19 @@ struct PriorityTests {
     // MARK: Helpers
 
     /// Opens a 512 KiB response with `first`, waits for its head, opens another with `second` (optionally
-    /// reprioritized with PRIORITY_UPDATE), waits for its head, then reads both bodies at once. Returns the streams in
+    /// reprioritized with PRIORITY_UPDATE), waits for its head, then reads both bodies at once. `serverSide` runs in
+    /// the server's handler before it answers. Returns the streams in
     /// the order their last DATA frame (END_STREAM) arrived.
-    private func endOrder(first: HTTPPriority?, second: HTTPPriority?, updateSecondTo update: HTTPPriority? = nil) async throws -> [Int32] {
+    private func endOrder(
+        first: HTTPPriority?,
+        second: HTTPPriority?,
+        updateSecondTo update: HTTPPriority? = nil,
+        serverSide: @escaping @Sendable (ServerSession.Request) -> Void = { _ in }
+    ) async throws -> [Int32] {
         let size = 512 << 10
-        let server = try await ServerSession.bind(port: 0) { _ in
-            ServerSession.Response(body: .bytes(ByteBuffer(repeating: 1, count: size)))
+        let server = try await ServerSession.bind(port: 0) { request in
+            serverSide(request)
+            return ServerSession.Response(body: .bytes(ByteBuffer(repeating: 1, count: size)))
         }
         let ends = LockedState([Int32]())
         var configuration = ClientSession.Configuration()

@@ -15,3 +15,17 @@ extension ConnectionHandler {
         scheduleFlush()
     }
 }
+
+extension ConnectionHandler {
+    /// Changes the priority libnghttp2's scheduler gives a server's stream
+    /// ([RFC 9218 §8](https://www.rfc-editor.org/rfc/rfc9218.html#section-8)); a closed stream has nothing left to send.
+    func changeResponsePriority(streamID: Int32, _ priority: HTTPPriority, ignoringClientSignals: Bool) {
+        guard isServer, streams[streamID] != nil else { return }
+        try? session.changeStreamPriority(
+            streamID: streamID,
+            urgency: priority.urgency,
+            incremental: priority.incremental,
+            ignoringClientSignals: ignoringClientSignals
+        )
+    }
+}

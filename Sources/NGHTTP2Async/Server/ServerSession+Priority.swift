@@ -12,3 +12,15 @@ extension ServerSession.Request {
         head.priority ?? .default
     }
 }
+
+extension ServerSession.Request {
+    /// Sends this request's response with `priority` instead of the one the client asked for: the server knows
+    /// better (RFC 9218 §8 lets it choose; for example a small, render-blocking response first). libnghttp2's
+    /// scheduler applies it to what is still to be sent. With `ignoringClientSignals` (the default), a later
+    /// PRIORITY_UPDATE from the client ([RFC 9218 §7.1](https://www.rfc-editor.org/rfc/rfc9218.html#section-7.1))
+    /// no longer changes it. Once the stream is closed this does nothing; ``priority`` stays what the client asked.
+    public func setResponsePriority(_ priority: HTTPPriority, ignoringClientSignals: Bool = true) {
+        let streamID = self.streamID
+        connection.execute { $0.changeResponsePriority(streamID: streamID, priority, ignoringClientSignals: ignoringClientSignals) }
+    }
+}
