@@ -19,14 +19,17 @@ extension ClientSession {
     /// > Warning: read or cancel ``inbound``. Dropping it resets the stream with CANCEL (the far end sees the
     /// > connection reset, RFC 9113 §8.5).
     public struct Tunnel: Sendable {
-        /// The server's 2xx answer to the CONNECT.
+        /// The server's 2xx answer to the CONNECT ([RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5);
+        /// 200 for a WebSocket, [RFC 8441 §5](https://www.rfc-editor.org/rfc/rfc8441.html#section-5)).
         public let response: HTTPResponse
-        /// The stream that carries the tunnel.
+        /// The stream that carries the tunnel ([RFC 9113 §5](https://www.rfc-editor.org/rfc/rfc9113.html#section-5)).
         public let streamID: Int32
-        /// The bytes from the far end, as they arrive; it ends when the server ends the stream (END_STREAM).
+        /// The bytes from the far end, as they arrive in DATA frames; it ends when the server ends the stream
+        /// (END_STREAM, [RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5)).
         public let inbound: StreamReader
-        /// Writes bytes to the far end; ``BodyWriter/finish(trailers:)`` (without trailers) ends this direction with
-        /// END_STREAM, while ``inbound`` goes on.
+        /// Writes bytes to the far end in DATA frames; ``BodyWriter/finish(trailers:)`` (without trailers) ends this
+        /// direction with END_STREAM, while ``inbound`` goes on
+        /// ([RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5)).
         public let outbound: BodyWriter
 
         /// Resets the tunnel's stream with CANCEL at once, in both directions (RFC 9113 §8.5: a TCP connection error

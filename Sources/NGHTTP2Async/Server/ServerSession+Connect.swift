@@ -13,7 +13,7 @@ extension ServerSession.Request {
 
     /// Whether this is a plain CONNECT ([RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5)):
     /// method CONNECT without `:protocol`, asking for a tunnel to ``authority`` (`host:port`). It has no `:scheme`
-    /// and no `:path` (libnghttp2 rejects one that has).
+    /// and no `:path` (libnghttp2 rejects one that has; ``path`` then reads `/`).
     ///
     /// A handler that opens the tunnel answers 2xx with a streaming body (the bytes from the far end) while it reads
     /// ``body`` (the bytes to it); the response may start before the request's body ends.

@@ -25,18 +25,20 @@ public struct HTTPPriority: Sendable, Hashable, CustomStringConvertible {
     /// ([RFC 9218 §4.2](https://www.rfc-editor.org/rfc/rfc9218.html#section-4.2)).
     public var incremental: Bool
 
-    /// The most urgent level, 0.
+    /// The most urgent level, 0 ([RFC 9218 §4.1](https://www.rfc-editor.org/rfc/rfc9218.html#section-4.1)).
     public static let highestUrgency = 0
-    /// The least urgent level, 7 (RFC 9218 §4.1 suggests it for background work such as software updates).
+    /// The least urgent level, 7, which [RFC 9218 §4.1](https://www.rfc-editor.org/rfc/rfc9218.html#section-4.1)
+    /// suggests for background work such as software updates.
     public static let lowestUrgency = 7
-    /// The urgency of a request that names none, 3.
+    /// The urgency of a request that names none, 3 ([RFC 9218 §4.1](https://www.rfc-editor.org/rfc/rfc9218.html#section-4.1)).
     public static let defaultUrgency = 3
 
     /// The priority of a request without a `priority` field: urgency 3, not incremental
     /// ([RFC 9218 §4](https://www.rfc-editor.org/rfc/rfc9218.html#section-4)).
     public static let `default` = HTTPPriority()
 
-    /// A priority with this urgency (clamped to 0…7) and incremental flag.
+    /// A priority with this urgency (clamped to 0…7) and incremental flag
+    /// ([RFC 9218 §4](https://www.rfc-editor.org/rfc/rfc9218.html#section-4)).
     public init(urgency: Int = HTTPPriority.defaultUrgency, incremental: Bool = false) {
         self.urgency = Self.clamp(urgency)
         self.incremental = incremental
@@ -73,7 +75,7 @@ public struct HTTPPriority: Sendable, Hashable, CustomStringConvertible {
         incremental ? "u=\(urgency), i" : "u=\(urgency)"
     }
 
-    /// The field value, for logs.
+    /// The field value ([RFC 9218 §5](https://www.rfc-editor.org/rfc/rfc9218.html#section-5)), for logs.
     public var description: String { fieldValue }
 
     private static func clamp(_ urgency: Int) -> Int {
