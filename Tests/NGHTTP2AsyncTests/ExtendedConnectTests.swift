@@ -65,4 +65,32 @@ struct ExtendedConnectTests {
         await client.close()
         await server.close()
     }
+
+    /// Over TLS (ALPN h2) the extended CONNECT carries `:scheme https` and a plain CONNECT tunnels as over h2c.
+    @Test func tunnelsWorkOverTLSWithTheSchemeHTTPS() async throws {
+        let certificates = try await TestCertificates.shared()
+        var configuration = ServerSession.Configuration()
+        configuration.enableConnectProtocol = true
+        configuration.tls = .makeServerConfiguration(certificateChain: .file(certificates.leafCertificate), privateKey: .file(certificates.leafKey))
+        let server = try await ServerSession.bind(port: 0, configuration: configuration) { request in
+            let prefix = "\(request.extendedConnectProtocol ?? "tunnel") \(request.scheme ?? "-"):"
+            return ServerSession.Response(status: .ok, body: .writer { writer in
+                try await writer.write(prefix)
+                for try await chunk in request.body { try await writer.write(chunk) }
+            })
+        }
+        var clientConfiguration = ClientSession.Configuration()
+        clientConfiguration.tls = .makeClientConfiguration()
+        clientConfiguration.tls?.trustRoots = .file(certificates.caCertificate)
+        let client = try await ClientSession.connect(to: "https://localhost:\(server.port)", configuration: clientConfiguration)
+        for tunnel in [try await client.openTunnel(protocol: "echo", path: "/"), try await client.openTunnel(to: "127.0.0.1:7")] {
+            try await tunnel.outbound.write("abc")
+            try await tunnel.outbound.finish()
+            var text = ""
+            for try await var chunk in tunnel.inbound { text += chunk.readString(length: chunk.readableBytes) ?? "" }
+            #expect(text == (tunnel.streamID == 1 ? "echo https:abc" : "tunnel -:abc"))
+        }
+        await client.close()
+        await server.close()
+    }
 }
