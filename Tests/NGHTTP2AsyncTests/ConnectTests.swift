@@ -99,4 +99,34 @@ struct ConnectTests {
         await client.close()
         await server.close()
     }
+
+    /// RFC 9113 §8.5: "A proxy treats any error in the TCP connection ... as a stream error of type CONNECT_ERROR".
+    /// The relay's TCP connection is reset by the far end (SO_LINGER 0): the client sees RST_STREAM CONNECT_ERROR.
+    @Test func aRelayWhoseTCPConnectionIsResetResetsTheTunnelWithConnectError() async throws {
+        let resetter = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ResetOnRead()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let server = try await ServerSession.bind(port: 0) { request in try await TunnelRelay.answer(request) }
+        let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
+        let tunnel = try await client.openTunnel(to: "127.0.0.1:\(resetter.localAddress!.port!)")
+        try await tunnel.outbound.write("reset me")
+        let error = await #expect(throws: HTTP2Error.self) { while try await tunnel.inbound.read() != nil {} }
+        #expect(error?.code == .streamReset && error?.errorCode == .connectError && error?.byPeer == true)
+        await client.close()
+        await server.close()
+        try await resetter.close()
+    }
+}
+
+/// Resets its TCP connection (RST, through SO_LINGER 0) when the first bytes arrive.
+private final class ResetOnRead: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let channel = context.channel
+        guard let provider = channel as? any SocketOptionProvider else { return channel.close(promise: nil) }
+        provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+    }
 }

@@ -522,10 +522,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    /// A body's producer failed: what it wrote so far goes out first, then RST_STREAM INTERNAL_ERROR.
+    /// A body's producer failed: what it wrote so far goes out first, then RST_STREAM INTERNAL_ERROR (CONNECT_ERROR on
+    /// a tunnel).
     func abortBody(streamID: Int32, error: any Error) {
         flush()
-        resetStream(streamID, errorCode: .internalError, failing: error)
+        // A tunnel's relay failed: a TCP connection error, CONNECT_ERROR (RFC 9113 §8.5).
+        let errorCode: ErrorCode = streams[streamID]?.isConnectTunnel == true ? .connectError : .internalError
+        resetStream(streamID, errorCode: errorCode, failing: error)
     }
 
     /// A writer queued `chunk`: libnghttp2 may read it.
