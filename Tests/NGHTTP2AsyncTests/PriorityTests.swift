@@ -127,6 +127,17 @@ struct PriorityTests {
         #expect(order == [1, 3])
     }
 
+    /// RFC 9218 §2.1: our client sends SETTINGS_NO_RFC7540_PRIORITIES = 1, so a server that falls back to RFC 7540
+    /// priorities for clients that do not (libnghttp2's `server_fallback_rfc7540_priorities`) still uses its priorities.
+    @Test func aServerThatFallsBackToRFC7540PrioritiesStillSchedulesOurClientByUrgency() async throws {
+        let order = try await endOrder(
+            first: HTTPPriority(urgency: 7),
+            second: HTTPPriority(urgency: 0),
+            configure: { $0.options.serverFallbackRFC7540Priorities = true }
+        )
+        #expect(order == [3, 1])
+    }
+
     // MARK: A real peer
 
     /// nghttpd (`-v`) prints each header field it receives: our client's request carries the field as RFC 9218 §5
@@ -166,10 +177,13 @@ struct PriorityTests {
         first: HTTPPriority?,
         second: HTTPPriority?,
         updateSecondTo update: HTTPPriority? = nil,
-        serverSide: @escaping @Sendable (ServerSession.Request) -> Void = { _ in }
+        serverSide: @escaping @Sendable (ServerSession.Request) -> Void = { _ in },
+        configure: (inout ServerSession.Configuration) -> Void = { _ in }
     ) async throws -> [Int32] {
         let size = 512 << 10
-        let server = try await ServerSession.bind(port: 0) { request in
+        var serverConfiguration = ServerSession.Configuration()
+        configure(&serverConfiguration)
+        let server = try await ServerSession.bind(port: 0, configuration: serverConfiguration) { request in
             serverSide(request)
             return ServerSession.Response(body: .bytes(ByteBuffer(repeating: 1, count: size)))
         }

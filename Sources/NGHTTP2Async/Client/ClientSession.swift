@@ -225,7 +225,9 @@ extension ClientSession {
         public var streamWindowSize: UInt32 = 1 << 20
         /// This side's receive window for the whole connection. Default 8 MiB.
         public var connectionWindowSize: Int32 = 8 << 20
-        /// More SETTINGS to send (SETTINGS_ENABLE_PUSH = 0 and the window size are always sent).
+        /// More SETTINGS to send (SETTINGS_ENABLE_PUSH = 0, the window size and SETTINGS_NO_RFC7540_PRIORITIES = 1 are
+        /// always sent: this client signals priorities only the RFC 9218 way, and a server that falls back to RFC 7540
+        /// priorities without that setting would otherwise ignore them, [RFC 9218 §2.1](https://www.rfc-editor.org/rfc/rfc9218.html#section-2.1)).
         public var additionalSettings: [Setting] = []
         /// libnghttp2 tuning (`Session.Options.noAutoWindowUpdate` is always on: reading credits the windows).
         public var options = Session.Options()
@@ -261,7 +263,8 @@ extension ClientSession {
 
         var connectionConfiguration: ConnectionConfiguration {
             ConnectionConfiguration(
-                settings: [Setting(.enablePush, 0), Setting(.initialWindowSize, streamWindowSize)] + additionalSettings,
+                settings: [Setting(.enablePush, 0), Setting(.initialWindowSize, streamWindowSize), Setting(.noRFC7540Priorities, 1)]
+                    + additionalSettings,
                 options: options,
                 connectionWindowSize: connectionWindowSize,
                 bodyHighWatermark: bodyHighWatermark,
