@@ -67,7 +67,8 @@ struct ExtendedConnectAgainstHypercornTests {
 
         """
 
-    /// hypercorn from `.build/venv`, serving ``app`` on a free port of 127.0.0.1.
+    /// hypercorn from `.build/venv`, serving ``app`` on a free port of 127.0.0.1, in its own process (`--workers 0`:
+    /// with worker processes, killing hypercorn would leave them running).
     static func startHypercorn() async throws -> (Peers.Running, Int, String) {
         let hypercorn = try Peers.venv("hypercorn")
         let directory = try Peers.temporaryDirectory()
@@ -75,7 +76,7 @@ struct ExtendedConnectAgainstHypercornTests {
         let port = try await Peers.freePort()
         let running = try await Peers.start(
             hypercorn,
-            ["--bind", "127.0.0.1:\(port)", "--workers", "1", directory + "/wsapp.py:app"],
+            ["--bind", "127.0.0.1:\(port)", "--workers", "0", directory + "/wsapp.py:app"],
             waitForPort: port
         )
         return (running, port, directory)
