@@ -18,6 +18,7 @@ import Testing
         + frame(type: 0x0, flags: 0x1, stream: 5, payload: Array(repeating: 7, count: 40))
         + frame(type: 0x0, flags: 0x9, stream: 7, payload: [6] + Array("test".utf8))  // padded, Pad Length 6 > 4
         + frame(type: 0x1, flags: 0xd, stream: 9, payload: [2, 0x82, 0x86, 0x84, 0, 0])  // padded HEADERS
+        + frame(type: 0x10, stream: 0, payload: [0, 0, 0, 9] + Array("u=0".utf8))  // PRIORITY_UPDATE for stream 9
 
     static let expected: [InboundFrameScanner.Frame] = [
         .init(length: 0, type: 0x4, flags: 0, streamID: 0),
@@ -26,6 +27,7 @@ import Testing
         .init(length: 40, type: 0x0, flags: 0x1, streamID: 5),
         .init(length: 5, type: 0x0, flags: 0x9, streamID: 7, padLength: 6),
         .init(length: 6, type: 0x1, flags: 0xd, streamID: 9, padLength: 2),
+        .init(length: 7, type: 0x10, flags: 0, streamID: 0, prioritizedStreamID: 9),
     ]
 
     @Test(arguments: [1, 2, 7, 9, 13, 4096])
@@ -46,8 +48,8 @@ import Testing
             offset += chunk
         }
         #expect(found == Self.expected)
-        #expect(found.map(\.hasBadPadding) == [false, false, false, false, true, false])
-        if chunk == 4096 { #expect(starts == [24, 33, 45, 59, 108, 122], "where each frame begins") }
+        #expect(found.map(\.hasBadPadding) == [false, false, false, false, true, false, false])
+        if chunk == 4096 { #expect(starts == [24, 33, 45, 59, 108, 122, 137], "where each frame begins") }
     }
 
     @Test func scanningStopsWhenAsked() {

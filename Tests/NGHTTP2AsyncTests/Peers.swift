@@ -69,14 +69,20 @@ enum Peers {
         }
     }
 
-    /// Starts a long-running peer (a server) and waits until `port` accepts connections.
-    static func start(_ executable: String, _ arguments: [String], waitForPort port: Int) async throws -> Running {
+    /// Starts a long-running peer (a server) and waits until `port` accepts connections. Its standard output goes to
+    /// `standardOutput` (discarded by default).
+    static func start(
+        _ executable: String,
+        _ arguments: [String],
+        waitForPort port: Int,
+        standardOutput: FileHandle = .nullDevice
+    ) async throws -> Running {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try path(of: executable))
         process.arguments = arguments
         let output = Pipe()
         process.standardInput = FileHandle(forReadingAtPath: "/dev/null")
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = standardOutput
         process.standardError = output
         try process.run()
         let running = Running(process, output: output)

@@ -315,6 +315,17 @@ func echoServer(responseBody: [UInt8] = Array("hello".utf8), options: Session.Op
         #expect(throws: NGHTTP2Error.invalidState) { try server.session.submitPriorityUpdate(streamID: 1, fieldValue: "u=0") }
     }
 
+    @Test func aServerChangesAnOpenStreamsPriorityAndAClientCannot() throws {
+        let server = try Endpoint(.server, settings: [Setting(.maxConcurrentStreams, 100), Setting(.noRFC7540Priorities, 1)])
+        let client = try Endpoint(.client)
+        let id = try client.session.submitRequest(getRequest)
+        try exchange(client, server)
+        // Stream 1 is open on the server until it answers (the echo server here never does).
+        try server.session.changeStreamPriority(streamID: id, urgency: 0, incremental: true, ignoringClientSignals: true)
+        #expect(throws: NGHTTP2Error.invalidArgument) { try server.session.changeStreamPriority(streamID: 99, urgency: 1, incremental: false) }
+        #expect(throws: NGHTTP2Error.invalidState) { try client.session.changeStreamPriority(streamID: id, urgency: 1, incremental: false) }
+    }
+
     @Test func altsvcAndOriginFrames() throws {
         let server = try Endpoint(.server)
         var options = Session.Options()

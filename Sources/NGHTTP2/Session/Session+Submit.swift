@@ -185,6 +185,19 @@ extension Session {
         try NGHTTP2Error.check(nghttp2_submit_priority_update(handle, 0, streamID, &value, value.count))
     }
 
+    /// Server: changes the priority a stream's response is sent with, in the extensible scheme
+    /// ([RFC 9218 §4](https://www.rfc-editor.org/rfc/rfc9218.html#section-4)): `urgency` 0 (most urgent) to 7 (out of
+    /// range becomes 7), and whether it is `incremental`. With `ignoringClientSignals`, later `priority` fields and
+    /// PRIORITY_UPDATE frames from the client no longer change it (RFC 9218 §8 lets a server override the client).
+    ///
+    /// Does nothing when this session did not submit SETTINGS_NO_RFC7540_PRIORITIES = 1.
+    /// - Throws: ``NGHTTP2Error/invalidState`` on a client (which sends PRIORITY_UPDATE instead),
+    ///   ``NGHTTP2Error/invalidArgument`` when the stream does not exist.
+    public func changeStreamPriority(streamID: Int32, urgency: Int, incremental: Bool, ignoringClientSignals: Bool = false) throws {
+        var priority = nghttp2_extpri(urgency: UInt32(clamping: urgency), inc: incremental ? 1 : 0)
+        try NGHTTP2Error.check(nghttp2_session_change_extpri_stream_priority(handle, streamID, &priority, ignoringClientSignals ? 1 : 0))
+    }
+
     /// Queues an ALTSVC frame ([RFC 7838 §4](https://www.rfc-editor.org/rfc/rfc7838.html#section-4)), server only:
     /// on stream 0 with an `origin`, or on a stream with an empty origin.
     public func submitAltsvc(streamID: Int32 = 0, origin: String, fieldValue: String) throws {

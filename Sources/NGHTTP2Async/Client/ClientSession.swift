@@ -135,14 +135,17 @@ public final class ClientSession: Sendable {
     /// Sends a request and waits for its response head.
     ///
     /// - Parameters:
-    ///   - request: the head; `scheme` and `authority` default to the session's when `nil`.
+    ///   - request: the head; `scheme` and `authority` default to the session's when `nil`, except that a plain
+    ///     CONNECT (method CONNECT without an `extendedConnectProtocol`) is sent with only
+    ///     `:method` and `:authority`, as [RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5)
+    ///     requires (``openTunnel(to:headers:)`` is the simpler way to open one).
     ///   - body: the body (``MessageBody/empty`` by default).
     /// - Returns: the response; read or drop its ``ClientSession/Response/body``.
     /// - Throws: ``HTTP2Error`` (e.g. ``HTTP2Error/notProcessed(streamID:)``, ``HTTP2Error/streamReset(streamID:errorCode:byPeer:)``),
     ///   or `CancellationError` when the task was cancelled (the stream is then reset with CANCEL).
     public func execute(_ request: HTTPRequest, body: MessageBody = .empty) async throws -> ClientSession.Response {
         var request = request
-        if request.scheme == nil { request.scheme = scheme }
+        if request.scheme == nil, request.method != .connect || request.extendedConnectProtocol != nil { request.scheme = scheme }
         if request.authority == nil { request.authority = authority }
         // Header conversion happens here, in the caller's task, not on the connection's (busier) event loop.
         let received = try await connection.sendRequest(request.http2Fields, body: body, cancellation: RequestCancellation(), timeouts: nil)
@@ -222,7 +225,9 @@ extension ClientSession {
         public var streamWindowSize: UInt32 = 1 << 20
         /// This side's receive window for the whole connection. Default 8 MiB.
         public var connectionWindowSize: Int32 = 8 << 20
-        /// More SETTINGS to send (SETTINGS_ENABLE_PUSH and the window size are always sent).
+        /// More SETTINGS to send (SETTINGS_ENABLE_PUSH, the window size and SETTINGS_NO_RFC7540_PRIORITIES = 1 are
+        /// always sent: this client signals priorities only the RFC 9218 way, and a server that falls back to RFC 7540
+        /// priorities without that setting would otherwise ignore them, [RFC 9218 §2.1](https://www.rfc-editor.org/rfc/rfc9218.html#section-2.1)).
         public var additionalSettings: [Setting] = []
         /// libnghttp2 tuning (`Session.Options.noAutoWindowUpdate` is always on: reading credits the windows).
         public var options = Session.Options()
@@ -262,7 +267,10 @@ extension ClientSession {
 
         var connectionConfiguration: ConnectionConfiguration {
             ConnectionConfiguration(
-                settings: [Setting(.enablePush, pushHandler == nil ? 0 : 1), Setting(.initialWindowSize, streamWindowSize)]
+                settings: [
+                    Setting(.enablePush, pushHandler == nil ? 0 : 1), Setting(.initialWindowSize, streamWindowSize),
+                    Setting(.noRFC7540Priorities, 1),
+                ]
                     + additionalSettings,
                 options: options,
                 connectionWindowSize: connectionWindowSize,

@@ -34,6 +34,7 @@ extension ConnectionHandler {
         let body = body ?? emptyBody(reference)
         let stream = StreamContext(id: streamID, inbound: body.storage)
         stream.headReceived = true
+        stream.isConnectTunnel = head.method == .connect && head.extendedConnectProtocol == nil
         streamOpened(stream, byPeer: byPeer)
         // The handler starts right here, on the event loop, and runs until it first suspends: a handler that answers
         // at once submits its response inside this read burst, which is flushed once at its end (no job to enqueue,
@@ -183,7 +184,7 @@ extension ConnectionHandler {
         if error is CancellationError {
             resetStream(streamID, errorCode: .cancel, failing: error)
         } else if stream.responseSubmitted {
-            resetStream(streamID, errorCode: .internalError, failing: error)
+            resetStream(streamID, errorCode: stream.isConnectTunnel ? .connectError : .internalError, failing: error)
         } else {
             submitResponse(streamID: streamID, ServerSession.Response(status: .internalServerError, headers: [.contentLength: "0"]))
         }

@@ -93,6 +93,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .client: sessionRole = .client
         case .server: sessionRole = .server
         }
+        // libnghttp2 1.52 applies a client's PRIORITY_UPDATE (RFC 9218 §7.1) to its scheduler only when it parses the
+        // frame itself; without this a server skips the frame unread.
+        if sessionRole == .server, !options.builtinRecvExtensionTypes.contains(.priorityUpdate) {
+            options.builtinRecvExtensionTypes.append(.priorityUpdate)
+        }
         session = try Session(role: sessionRole, options: options)
         machine = ConnectionStateMachine(role: sessionRole, timeouts: configuration.timeouts)
         scanner = InboundFrameScanner(skipsPreface: sessionRole == .server)
@@ -534,10 +539,13 @@ final class ConnectionHandler: ChannelInboundHandler {
         scheduleFlush()
     }
 
-    /// A body's producer failed: what it wrote so far goes out first, then RST_STREAM INTERNAL_ERROR.
+    /// A body's producer failed: what it wrote so far goes out first, then RST_STREAM INTERNAL_ERROR (CONNECT_ERROR on
+    /// a tunnel).
     func abortBody(streamID: Int32, error: any Error) {
         flush()
-        resetStream(streamID, errorCode: .internalError, failing: error)
+        // A tunnel's relay failed: a TCP connection error, CONNECT_ERROR (RFC 9113 §8.5).
+        let errorCode: ErrorCode = streams[streamID]?.isConnectTunnel == true ? .connectError : .internalError
+        resetStream(streamID, errorCode: errorCode, failing: error)
     }
 
     /// A writer queued `chunk`: libnghttp2 may read it.

@@ -13,11 +13,14 @@ struct InboundFrameScanner {
         var dependency: Int32?
         /// For a padded DATA or HEADERS frame with a payload: its Pad Length field (RFC 9113 §6.1, §6.2).
         var padLength: Int?
+        /// For a PRIORITY_UPDATE frame of at least 4 bytes: the stream it prioritizes (RFC 9218 §7.1).
+        var prioritizedStreamID: Int32?
 
         static let data: UInt8 = 0x0
         static let headers: UInt8 = 0x1
         static let priority: UInt8 = 0x2
         static let rstStream: UInt8 = 0x3
+        static let priorityUpdate: UInt8 = 0x10
         static let endStream: UInt8 = 0x1
         static let padded: UInt8 = 0x8
 
@@ -83,11 +86,13 @@ struct InboundFrameScanner {
     }
 
     /// How many payload bytes the checks read of the frame whose header is at `offset`: a PRIORITY frame's 4-byte
-    /// dependency, a padded DATA or HEADERS frame's 1-byte Pad Length.
+    /// dependency, a PRIORITY_UPDATE frame's 4-byte prioritized stream, a padded DATA or HEADERS frame's 1-byte Pad
+    /// Length.
     private static func payloadBytesRead(header bytes: UnsafeRawBufferPointer, at offset: Int) -> Int {
         let length = Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
         switch bytes[offset + 3] {
         case Frame.priority: return length == 5 ? 4 : 0
+        case Frame.priorityUpdate: return length >= 4 ? 4 : 0
         case Frame.data, Frame.headers: return bytes[offset + 4] & Frame.padded != 0 && length >= 1 ? 1 : 0
         default: return 0
         }
@@ -100,7 +105,9 @@ struct InboundFrameScanner {
         let length = Int(bytes[offset]) << 16 | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2])
         let type = bytes[offset + 3]
         var frame = Frame(length: length, type: type, flags: bytes[offset + 4], streamID: Self.streamID(bytes, offset + 5))
-        if extra == 4 {
+        if extra == 4, type == Frame.priorityUpdate {
+            frame.prioritizedStreamID = Self.streamID(bytes, offset + 9)
+        } else if extra == 4 {
             frame.dependency = Self.streamID(bytes, offset + 9)
         } else if extra == 1 {
             frame.padLength = Int(bytes[offset + 9])

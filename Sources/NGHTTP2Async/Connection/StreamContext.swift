@@ -33,6 +33,9 @@ final class StreamContext {
     var isDraining = false
     /// This side reset the stream with RST_STREAM NO_ERROR (at the end of a drain).
     var resetLocally = false
+    /// A plain CONNECT (RFC 9113 §8.5): a failure once the tunnel is open resets it with CONNECT_ERROR, as a proxy
+    /// signals a TCP connection error.
+    var isConnectTunnel = false
     /// A response body given whole, sent from here (see ``read(into:streamID:session:)``): no ``OutboundBody`` per
     /// response. `nil` once sent or when the stream failed.
     private var wholeBody: WholeBody?

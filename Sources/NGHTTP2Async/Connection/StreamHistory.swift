@@ -130,6 +130,9 @@ struct StreamHistory {
             // With RFC 7540 priorities off libnghttp2 reads PRIORITY frames only for their length (§6.3's
             // FRAME_SIZE_ERROR); their other two MUSTs are checked here.
             return id == 0 || frame.dependency == id
+        case InboundFrameScanner.Frame.priorityUpdate:
+            // A server parses PRIORITY_UPDATE (RFC 9218 §7.1); libnghttp2 1.52 ignores one that prioritizes stream 0.
+            return peerOpensOddStreams && id == 0 && frame.prioritizedStreamID == 0
         default:
             return false
         }
@@ -140,6 +143,9 @@ struct StreamHistory {
     /// as reset by this side afterwards.
     mutating func violation(_ frame: InboundFrameScanner.Frame, isOpen: Bool) -> Violation? {
         let id = frame.streamID
+        if frame.type == InboundFrameScanner.Frame.priorityUpdate {
+            return .connection(.protocolError, reason: "PRIORITY_UPDATE for stream 0 (RFC 9218 §7.1)")
+        }
         if frame.type == InboundFrameScanner.Frame.priority {
             if id == 0 { return .connection(.protocolError, reason: "PRIORITY on stream 0 (RFC 9113 §6.3)") }
             // A stream error, made a connection error (§5.4) as libnghttp2 does: the stream may be idle, and

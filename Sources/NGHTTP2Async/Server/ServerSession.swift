@@ -131,6 +131,12 @@ extension ServerSession {
         public var streamWindowSize: UInt32 = 1 << 20
         /// This side's receive window for each connection. Default 8 MiB.
         public var connectionWindowSize: Int32 = 8 << 20
+        /// Allows extended CONNECT: sends SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, so that clients may open streams with
+        /// a `:protocol` (for example WebSocket over HTTP/2), which handlers see in
+        /// ``ServerSession/Request/extendedConnectProtocol`` ([RFC 8441 §3](https://www.rfc-editor.org/rfc/rfc8441.html#section-3)).
+        /// Default `false`: libnghttp2 then rejects a request with `:protocol` (RST_STREAM PROTOCOL_ERROR). Plain
+        /// CONNECT ([RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5)) needs no setting.
+        public var enableConnectProtocol = false
         /// More SETTINGS to send (the ones above and SETTINGS_NO_RFC7540_PRIORITIES = 1 are always sent).
         public var additionalSettings: [Setting] = []
         /// libnghttp2 tuning (`Session.Options.noAutoWindowUpdate` is always on: reading credits the windows).
@@ -190,7 +196,7 @@ extension ServerSession {
                     Setting(.initialWindowSize, streamWindowSize),
                     Setting(.maxHeaderListSize, maxHeaderListSize),
                     Setting(.noRFC7540Priorities, 1),
-                ] + additionalSettings,
+                ] + (enableConnectProtocol ? [Setting(.enableConnectProtocol, 1)] : []) + additionalSettings,
                 options: options,
                 connectionWindowSize: connectionWindowSize,
                 bodyHighWatermark: bodyHighWatermark,

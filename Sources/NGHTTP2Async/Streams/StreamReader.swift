@@ -107,7 +107,7 @@ extension StreamReader {
     final class Storage: Sendable {
         private let state = LockedState(StateMachine())  // inline: no allocation of its own
         /// Credits bytes to the stream's window, on the connection's event loop.
-        private let connection: any StreamTransport
+        let connection: any StreamTransport
         let streamID: Int32
 
         init(streamID: Int32, connection: any StreamTransport) {

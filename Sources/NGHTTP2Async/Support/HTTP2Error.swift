@@ -85,6 +85,7 @@ extension HTTP2Error {
             case malformedMessage, connectTimeout, sessionClosed, keepAliveTimeout, idleTimeout, readerBusy
             case invalidArgument, requestTimeout, readTimeout, tooManyRedirects, redirectLoop
             case decompressionFailed, decompressionLimit, proxyConnectFailed, clientShutDown
+            case connectRefused, extendedConnectNotEnabled
         }
 
         private let backing: Backing
@@ -134,6 +135,10 @@ extension HTTP2Error {
         public static let proxyConnectFailed = Code(.proxyConnectFailed)
         /// The ``HTTP2Client`` was shut down. See ``HTTP2Error/clientShutDown``.
         public static let clientShutDown = Code(.clientShutDown)
+        /// The server answered a CONNECT with a status other than 2xx. See ``HTTP2Error/connectRefused(_:)``.
+        public static let connectRefused = Code(.connectRefused)
+        /// The server does not allow extended CONNECT. See ``HTTP2Error/extendedConnectNotEnabled``.
+        public static let extendedConnectNotEnabled = Code(.extendedConnectNotEnabled)
 
         /// The code's name, for example `"notProcessed"`.
         public var description: String { backing.rawValue }
@@ -282,6 +287,18 @@ extension HTTP2Error {
     /// The ``HTTP2Client`` was shut down: it takes no new requests.
     public static let clientShutDown = HTTP2Error(.clientShutDown)
 
+    /// The server answered a CONNECT ([RFC 9113 §8.5](https://www.rfc-editor.org/rfc/rfc9113.html#section-8.5),
+    /// [RFC 8441 §4](https://www.rfc-editor.org/rfc/rfc8441.html#section-4)) with a status other than 2xx, so no
+    /// tunnel was opened: `status` is its status code, for example `403` (HTTP/2 carries no reason phrase).
+    public static func connectRefused(_ status: String) -> HTTP2Error {
+        HTTP2Error(.connectRefused, detail: status)
+    }
+
+    /// The server's SETTINGS did not carry SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, so an extended CONNECT (one with
+    /// `:protocol`) may not be sent ([RFC 8441 §3](https://www.rfc-editor.org/rfc/rfc8441.html#section-3)). Nothing
+    /// was sent.
+    public static let extendedConnectNotEnabled = HTTP2Error(.extendedConnectNotEnabled)
+
     /// This error with ``attempts`` set to `count`.
     func afterAttempts(_ count: Int) -> HTTP2Error {
         var error = self
@@ -328,6 +345,8 @@ extension HTTP2Error {
         case .decompressionLimit: "the body expanded more than \(limit ?? 0) times when decompressed"
         case .proxyConnectFailed: "the proxy did not open a tunnel: \(what)"
         case .clientShutDown: "the client was shut down"
+        case .connectRefused: "the server refused the CONNECT: \(what)"
+        case .extendedConnectNotEnabled: "the server does not allow extended CONNECT (no SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, RFC 8441 §3)"
         default: code.description
         }
         guard let attempts, attempts > 1 else { return described }
