@@ -41,9 +41,15 @@ let server = try await ServerSession.bind(host: "127.0.0.1", port: port, configu
     try await Task.sleep(for: .milliseconds(delay))
     return ServerSession.Response(body: .text("ok"))
 }
-print("listening on \(server.port)")
-fflush(nil)  // every stream: a pipe is fully buffered
+announce(port: server.port)
 
 let group = ServiceGroup(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
 try await group.run()
 logger.info("closed gracefully")
+
+/// Prints the port for the parent process. A function of its own, so that the line's string is freed when it returns
+/// (a temporary of the top-level async code lives until the process exits, and AddressSanitizer calls it a leak).
+func announce(port: Int) {
+    print("listening on \(port)")
+    fflush(nil)  // every stream: a pipe is fully buffered
+}
