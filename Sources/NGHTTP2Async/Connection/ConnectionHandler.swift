@@ -74,6 +74,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     var bytesReadInBurst = 0
     /// Whether ``ConnectionMetrics/connectionsOpen`` counts this connection.
     var countedAsOpen = false
+    /// Server: the HTTP/1.1 request this connection was upgraded from (h2c, RFC 7540 §3.2), answered on stream 1
+    /// once the session has started.
+    var upgrade: H2CUpgradeRequest?
 
     init(role: Role, configuration: ConnectionConfiguration, delegate: (any ConnectionDelegate)?) throws {
         self.role = role
@@ -595,6 +598,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             logger.error("cannot start the HTTP/2 session: \(error)")
             context?.close(promise: nil)
             return
+        }
+        if let upgrade {
+            self.upgrade = nil
+            acceptUpgrade(upgrade)
         }
         logger.debug("HTTP/2 connection started")
         if let metrics = configuration.metrics { countConnectionOpened(metrics) }
