@@ -77,6 +77,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Server: the HTTP/1.1 request this connection was upgraded from (h2c, RFC 7540 §3.2), answered on stream 1
     /// once the session has started.
     var upgrade: H2CUpgradeRequest?
+    /// Client: whether the server's first bytes were looked at (an HTTP/1.x answer to the preface is told apart).
+    private var sawFirstBytes = false
 
     init(role: Role, configuration: ConnectionConfiguration, delegate: (any ConnectionDelegate)?) throws {
         self.role = role
@@ -169,6 +171,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// before it, so that the check sees the streams they closed and a GOAWAY names the last stream they opened.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        if !sawFirstBytes, !isServer {
+            sawFirstBytes = true
+            if let statusLine = buffer.http1StatusLine { return peerSpeaksHTTP1(statusLine, context: context) }
+        }
         isReading = true
         bytesReadInBurst &+= buffer.readableBytes
         history.readBegins()
@@ -243,6 +249,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         connectionEnded()
         context.fireChannelInactive()
+    }
+
+    /// The server answered the preface in HTTP/1.x (RFC 9113 §3.4 asks HTTP/2 of it): every request fails with an
+    /// error that says so, not with a bare "connection closed"; no GOAWAY (the server would not understand it).
+    private func peerSpeaksHTTP1(_ statusLine: String, context: ChannelHandlerContext) {
+        let error = HTTP2Error.peerSpeaksHTTP1(statusLine: statusLine)
+        logger.debug("\(error)")
+        machine.channelFailed(error)
+        failAllStreams(error)
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

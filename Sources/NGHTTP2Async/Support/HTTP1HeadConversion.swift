@@ -1,4 +1,5 @@
 import NIOHTTP1
+import NIOCore
 import HTTPTypes
 
 /// Whether an HTTP/1.1 field only concerns the connection it came on, and is not part of the request the handler
@@ -104,5 +105,22 @@ extension StringProtocol {
         guard let start = firstIndex(where: { !isSpace($0) }) else { return "" }
         let end = lastIndex(where: { !isSpace($0) })!
         return Substring(self[start...end])
+    }
+}
+
+extension ByteBuffer {
+    /// The first line (at most 200 bytes of it) when a server's first bytes are an HTTP/1.x answer rather than the
+    /// SETTINGS frame an HTTP/2 server must send first (RFC 9113 §3.4): a status line (`HTTP/1.`, RFC 9112 §4), or
+    /// text where the frame header should be (an HTTP/0.9-style error page, as Python's http.server sends for a
+    /// request line with `HTTP/2.0`). A SETTINGS frame header starts with a zero byte, so it is never taken for text.
+    var http1StatusLine: String? {
+        let prefix = Array("HTTP/1.".utf8)
+        let isStatusLine = readableBytes >= prefix.count && readableBytesView.prefix(prefix.count).elementsEqual(prefix)
+        let isText = readableBytes >= 4 && readableBytesView.prefix(9).allSatisfy { byte in
+            byte == 0x09 || byte == 0x0a || byte == 0x0d || (0x20...0x7e).contains(byte)
+        }
+        guard isStatusLine || isText else { return nil }
+        let line = readableBytesView.prefix(200).prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }
+        return String(decoding: line, as: UTF8.self)
     }
 }
