@@ -5,7 +5,8 @@ public import Logging
 import ServiceLifecycle
 
 /// An HTTP/2 server: accepts connections (cleartext with prior knowledge, or TLS with ALPN `h2` when
-/// ``Configuration/tls`` is set) and answers each request with a handler.
+/// ``Configuration/tls`` is set) and answers each request with a handler. By default it also serves HTTP/1.1 through
+/// the same handler (cleartext, the h2c Upgrade, ALPN `http/1.1`; see ``Protocols``).
 ///
 /// ```swift
 /// let server = try await ServerSession.bind(host: "127.0.0.1", port: 8080) { request in
