@@ -294,10 +294,11 @@ struct HTTP1ServerTests {
 
     @Test func aGracefulCloseFinishesTheRequestInFlightThenClosesItsConnection() async throws {
         let (started, startedContinuation) = AsyncStream.makeStream(of: Void.self)
+        let gate = AsyncGate()
         let server = try await ServerSession.bind(port: 0) { request in
             guard request.path == "/slow" else { return try await Self.handler(request) }
             startedContinuation.yield()
-            try await Task.sleep(for: .milliseconds(300))
+            await gate.wait()
             return ServerSession.Response(body: .text("slow"))
         }
         let busy = try await RawConnection.connect(port: server.port)
@@ -306,12 +307,14 @@ struct HTTP1ServerTests {
         _ = await idle.text(until: { $0.hasSuffix("path /a") })
         try await busy.send(Array("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n".utf8))
         for await _ in started { break }  // the slow request is in its handler
-        await server.close()
+        let closing = Task { await server.close() }
+        #expect(await idle.waitForClose(timeout: .seconds(10)), "the idle connection was closed at once")
+        await gate.open()  // the shutdown has reached the connections: the slow request may answer now
+        await closing.value
         #expect(await busy.waitForClose(timeout: .seconds(5)))
         let text = String(decoding: busy.received, as: UTF8.self)  // all of it: the client saw the close
         #expect(text.hasSuffix("\r\n\r\nslow"), "the request in flight was answered: \(text)")
         #expect(text.lowercased().contains("connection: close"), "\(text)")
-        #expect(await idle.waitForClose(timeout: .seconds(5)), "the idle connection was closed at once")
     }
 }
 

@@ -257,7 +257,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         let error = HTTP2Error.peerSpeaksHTTP1(statusLine: statusLine)
         logger.debug("\(error)")
         machine.channelFailed(error)
-        failAllStreams(error)
+        // Every stream fails with this error itself, sent or not: another connection would get the same answer.
+        let open = streams
+        streams.removeAll()
+        if let metrics = configuration.metrics, !open.isEmpty { metrics.streamsClosed(open.count) }
+        for stream in open.values {
+            machine.streamClosed(now: now)
+            fail(stream, error)
+        }
         context.close(promise: nil)
     }
 
