@@ -5,6 +5,7 @@ import HTTPTypes
 import Logging
 import NGHTTP2
 import NGHTTP2Async
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -55,6 +56,9 @@ struct RequestCommand: AsyncParsableCommand {
     )
     var noDecompress = false
 
+    @Flag(help: "Accept server pushes (SETTINGS_ENABLE_PUSH = 1): each pushed response is read and summed up on stderr.")
+    var acceptPush = false
+
     @Option(help: "Go through this forward proxy (an HTTP/1.1 CONNECT tunnel), e.g. http://user:pass@127.0.0.1:3128.")
     var proxy: String?
 
@@ -100,7 +104,7 @@ struct RequestCommand: AsyncParsableCommand {
 
     /// The client's configuration from the command line: TLS (for every `https` origin, redirects included),
     /// timeouts, redirects, decompression, frame printing.
-    private func clientConfiguration(start: ContinuousClock.Instant) throws -> HTTP2Client.Configuration {
+    private func clientConfiguration(start: ContinuousClock.Instant, pushes: PushReceiver?) throws -> HTTP2Client.Configuration {
         var configuration = HTTP2Client.Configuration()
         configuration.maxConnectionsPerOrigin = 1
         if debug { configuration.connection.logger.logLevel = .debug }
@@ -113,13 +117,17 @@ struct RequestCommand: AsyncParsableCommand {
         configuration.decompression = noDecompress ? .disabled : .enabled
         if let proxy { configuration.proxy = try HTTPProxy(url: proxy) }
         configuration.proxyFromEnvironment = proxyFromEnvironment
-        if verbose {
+        let verbose = self.verbose
+        if verbose || pushes != nil {
             configuration.connection.frameObserver = { direction, frame in
+                if direction == .received, frame.type == .pushPromise { pushes?.promised() }
+                guard verbose else { return }
                 let elapsed = ContinuousClock.now - start
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 printError(String(format: "[%7.3f] ", seconds) + (direction == .sent ? "send " : "recv ") + frame.description)
             }
         }
+        if let pushes { configuration.connection.pushHandler = { await pushes.receive($0) } }
         return configuration
     }
 
@@ -129,8 +137,9 @@ struct RequestCommand: AsyncParsableCommand {
         // thread, so each chunk of the body (and of an upload) moves without a hop between threads.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let client: HTTP2Client
+        let pushes = acceptPush ? PushReceiver() : nil
         do {
-            client = HTTP2Client(configuration: try clientConfiguration(start: start), eventLoopGroup: group)
+            client = HTTP2Client(configuration: try clientConfiguration(start: start, pushes: pushes), eventLoopGroup: group)
         } catch {
             printError("h2: \(describe(error, url: invocation.url))")
             try? await group.shutdownGracefully()
@@ -148,6 +157,8 @@ struct RequestCommand: AsyncParsableCommand {
                 }
                 return response
             }
+            // The PUSH_PROMISEs came before the response's end (RFC 9113 §8.4.2): all are known, wait for their bodies.
+            await pushes?.waitForAll(timeout: .seconds(timeout ?? 10))
             if verbose, let trailers = response.trailers, !trailers.isEmpty {
                 printError("trailers:")
                 for field in trailers { printError("  \(field.name): \(field.value)") }
@@ -350,6 +361,46 @@ func describe(_ error: any Error, url: String) -> String {
 }
 
 /// The TLS flags of the commands that connect: `--cacert`, `-k/--insecure`, `--cert`/`--key`.
+/// `--accept-push`: reads every pushed response and prints a line for each on stderr.
+final class PushReceiver: Sendable {
+    private let counts = NIOLockedValueBox((promised: 0, done: 0))
+    private let finished: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() {
+        (finished, continuation) = AsyncStream.makeStream(of: Void.self)
+    }
+
+    /// A PUSH_PROMISE arrived (seen on the event loop, before the push handler's task runs).
+    func promised() { counts.withLockedValue { $0.promised += 1 } }
+
+    func receive(_ push: ClientSession.PushPromise) async {
+        let path = push.request.path ?? "/"
+        do {
+            let response = try await push.response()
+            let body = try await response.bytes()
+            printError("h2: pushed \(push.request.method) \(path) (stream \(push.promisedStreamID)): \(response.status.code), \(body.count) bytes")
+        } catch {
+            printError("h2: pushed \(push.request.method) \(path) (stream \(push.promisedStreamID)): \(error)")
+        }
+        counts.withLockedValue { $0.done += 1 }
+        continuation.yield()
+    }
+
+    /// Waits until every push promised so far was read (or `timeout` passed).
+    func waitForAll(timeout: Duration) async {
+        guard counts.withLockedValue({ $0.done < $0.promised }) else { return }
+        await withTaskGroup(of: Void.self) { [finished, counts] group in
+            group.addTask {
+                for await _ in finished where counts.withLockedValue({ $0.done >= $0.promised }) { return }
+            }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
 struct ClientTLSOptions: ParsableArguments {
     @Option(help: "Trust the CA certificates in this PEM file (instead of the system's).")
     var cacert: String?

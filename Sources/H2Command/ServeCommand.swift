@@ -51,6 +51,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Shut a connection down gracefully once it is this many seconds old (0: no limit).")
     var maxConnectionAge: Double = 0
 
+    @Option(
+        name: .customLong("push"),
+        help: ArgumentHelp(
+            "Push these assets with every response to PATH, to clients that accept pushes (as nghttpd's -p; repeatable).",
+            valueName: "PATH=ASSET[,ASSET...]"
+        )
+    )
+    var pushes: [String] = []
+
     @Flag(help: "Log connection events (debug level) to stderr.")
     var debug = false
 
@@ -71,6 +80,21 @@ struct ServeCommand: AsyncParsableCommand {
         if maxConnections < 0 || maxRequestsPerConnection < 0 { throw ValidationError("limits are counts, 0 or more") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if clientCA != nil, tlsCert == nil { throw ValidationError("--client-ca needs --tls-cert and --tls-key") }
+        _ = try pushTable()
+    }
+
+    /// `--push` as a table: a path, the assets pushed with it.
+    func pushTable() throws -> [String: [String]] {
+        var table: [String: [String]] = [:]
+        for entry in pushes {
+            let parts = entry.split(separator: "=", maxSplits: 1).map(String.init)
+            let assets = parts.count == 2 ? parts[1].split(separator: ",").map(String.init) : []
+            guard parts.count == 2, parts[0].hasPrefix("/"), !assets.isEmpty, assets.allSatisfy({ $0.hasPrefix("/") }) else {
+                throw ValidationError("--push takes PATH=ASSET[,ASSET...], paths beginning with /, not \(entry)")
+            }
+            table[parts[0], default: []] += assets
+        }
+        return table
     }
 
     func run() async throws {
@@ -96,16 +120,19 @@ struct ServeCommand: AsyncParsableCommand {
             configuration.tls = tls
         }
         let testServer = TestServer(directory: dir)
-        let quiet = self.quiet
+        let accessLog = quiet ? nil : AccessLog()
+        let pushTable = try self.pushTable()
         let server = try await ServerSession.bind(host: host, port: port, configuration: configuration) { request in
-            let start = ContinuousClock.now
+            let start = accessLog == nil ? nil : ContinuousClock.now
+            if !pushTable.isEmpty, let assets = pushTable[String(request.path.prefix { $0 != "?" })] {
+                for asset in assets { try await request.push(path: asset) }
+            }
             let response = try await testServer.handle(request)
-            if !quiet {
-                let elapsed = seconds(ContinuousClock.now - start) * 1000
+            if let accessLog, let start {
                 let length = response.head.headerFields[.contentLength] ?? "-"
-                printError(
+                accessLog.append(
                     "\(request.remoteAddress?.ipAddress ?? "-") \"\(request.method) \(request.path)\" \(response.head.status.code) \(length) "
-                        + String(format: "%.1fms", elapsed)
+                        + AccessLog.milliseconds(ContinuousClock.now - start)
                 )
             }
             return response
@@ -116,6 +143,7 @@ struct ServeCommand: AsyncParsableCommand {
             Task { await server.close(gracePeriod: .seconds(5)) }
         }
         try await server.run()
+        accessLog?.flush()
         withExtendedLifetime(signals) {}
         printError("h2: stopped")
     }

@@ -24,9 +24,22 @@ import NIOCore
 /// | `/redirect-to?url=U&status_code=C` | a redirect to U with status C (default 302; only 3xx, else 400) |
 struct TestServer: Sendable {
     let directory: String?
+    private let cache = FileCache()
+
+    init(directory: String?) {
+        self.directory = directory
+    }
+
+    /// The first path segments that name an endpoint; any other path is a file.
+    private static let endpoints: Set<Substring> = [
+        "get", "post", "put", "patch", "delete", "anything", "headers", "status", "bytes", "stream-bytes", "delay", "echo",
+        "discard", "trailers", "gzip", "deflate", "redirect", "absolute-redirect", "redirect-to",
+    ]
 
     func handle(_ request: ServerSession.Request) async throws -> ServerSession.Response {
         let (path, query) = split(request.path)
+        let first = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), maxSplits: 1, omittingEmptySubsequences: false).first
+        guard let first, Self.endpoints.contains(Substring(first)) else { return try await file(path, request: request) }
         let segments = path.split(separator: "/").map(String.init)
         switch segments.first {
         case "get" where segments.count == 1 && request.method == .get,
@@ -107,12 +120,18 @@ struct TestServer: Sendable {
 
     private func file(_ path: String, request: ServerSession.Request) async throws -> ServerSession.Response {
         guard let directory, request.method == .get || request.method == .head else { return ServerSession.Response(status: .notFound) }
-        let decoded = path.removingPercentEncoding ?? path
-        guard !decoded.split(separator: "/").contains("..") else { return ServerSession.Response(status: .forbidden) }
-        var fullPath = (directory as NSString).appendingPathComponent(decoded)
+        let decoded = path.utf8.contains(UInt8(ascii: "%")) ? (path.removingPercentEncoding ?? path) : path
+        guard !Self.hasParentSegment(decoded) else { return ServerSession.Response(status: .forbidden) }
+        var fullPath = decoded.hasPrefix("/") ? directory + decoded : directory + "/" + decoded
         var status = stat()
-        if stat(fullPath, &status) == 0, status.st_mode & S_IFMT == S_IFDIR {
-            fullPath = (fullPath as NSString).appendingPathComponent("index.html")
+        guard stat(fullPath, &status) == 0 else { return ServerSession.Response(status: .notFound) }
+        if status.st_mode & S_IFMT == S_IFDIR {
+            fullPath += fullPath.hasSuffix("/") ? "index.html" : "/index.html"
+            guard stat(fullPath, &status) == 0 else { return ServerSession.Response(status: .notFound) }
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else { return ServerSession.Response(status: .notFound) }
+        if let cached = cache.lookup(fullPath, status) {
+            return ServerSession.Response(headers: cached.headers, body: request.method == .head ? .empty : .bytes(cached.contents))
         }
         let descriptor = open(fullPath, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return ServerSession.Response(status: .notFound) }
@@ -126,11 +145,12 @@ struct TestServer: Sendable {
             close(descriptor)
             return ServerSession.Response(headers: headers)
         }
-        if size <= Self.wholeFileLimit {
-            // A small file is read at once and sent as one buffer: no writer task.
+        if size <= FileCache.fileLimit {
+            // A small file is read at once, sent as one buffer (no writer task) and kept for the next request.
             defer { close(descriptor) }
             var contents = ByteBuffer()
             guard try FileIO.read(descriptor, into: &contents, upTo: size) == size else { throw POSIXError(.EIO) }
+            cache.insert(fullPath, status, contents: contents, headers: headers)
             return ServerSession.Response(headers: headers, body: .bytes(contents))
         }
         return ServerSession.Response(headers: headers, body: .writer { writer in
@@ -143,12 +163,28 @@ struct TestServer: Sendable {
         })
     }
 
-    /// Files up to this size are answered from one read.
-    static let wholeFileLimit = 64 << 10
+    /// Whether `path` has a `..` segment (which would leave the served directory).
+    private static func hasParentSegment(_ path: String) -> Bool {
+        var dots = 0
+        var segmentStart = true
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "/") {
+                if dots == 2 { return true }
+                (dots, segmentStart) = (0, true)
+            } else if byte == UInt8(ascii: "."), segmentStart || dots > 0 {
+                dots += 1
+                segmentStart = false
+            } else {
+                (dots, segmentStart) = (-1, false)
+            }
+        }
+        return dots == 2
+    }
 
     private func json(_ object: [String: Any]) async throws -> ServerSession.Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-        return ServerSession.Response(headers: [.contentType: "application/json"], body: .bytes(ByteBuffer(bytes: data + Data("\n".utf8))))
+        var text = JSONText.data(object)
+        text.append(UInt8(ascii: "\n"))
+        return ServerSession.Response(headers: [.contentType: "application/json"], body: .bytes(ByteBuffer(bytes: text)))
     }
 
     private func describe(_ request: ServerSession.Request, path: String, query: [String: String], withBody: Bool) async throws -> [String: Any] {

@@ -321,6 +321,62 @@ import NGHTTP2Async
         if !serve.process.isRunning { #expect(serve.process.terminationStatus == 0) }
     }
 
+    /// `h2 serve` keeps small files it has read, but only while the file on disk is the same one: an edit (same size
+    /// or not) or a replacement by rename is served at once.
+    @Test func serveAnswersAFileChangedOnDiskWithItsNewContents() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = URL(fileURLWithPath: directory + "/page.txt")
+        try Data("one\n".utf8).write(to: file)
+        let (serve, base) = try await startServe(directory: directory)
+        defer { serve.stop() }
+        func get() async throws -> String { try await Peers.run(Peers.h2, ["\(base)/page.txt"]).text }
+        #expect(try await get() == "one\n")
+        #expect(try await get() == "one\n", "answered from the cache")
+        let handle = try FileHandle(forWritingTo: file)  // in place: same inode, same size
+        try handle.write(contentsOf: Data("two\n".utf8))
+        try handle.close()
+        #expect(try await get() == "two\n")
+        try Data("three\n".utf8).write(to: file, options: .atomic)  // a new file renamed over the old one
+        #expect(try await get() == "three\n")
+        try FileManager.default.removeItem(at: file)
+        #expect(try await Peers.run(Peers.h2, ["--check-status", "\(base)/page.txt"]).status == 4, "a removed file is 404")
+    }
+
+    @Test func serveNeverAnswersWithAFileOutsideItsDirectory() async throws {
+        let directory = try Peers.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory + "/sub", withIntermediateDirectories: true)
+        try Data("inside\n".utf8).write(to: URL(fileURLWithPath: directory + "/sub/a.txt"))
+        let (serve, base) = try await startServe(directory: directory + "/sub")
+        defer { serve.stop() }
+        func status(_ path: String) async throws -> String {
+            try await Peers.run("curl", ["-sS", "--http2-prior-knowledge", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}", base + path]).text
+        }
+        #expect(try await status("/a.txt") == "200")
+        for path in ["/../sub/a.txt", "/%2e%2e/sub/a.txt", "/x/..%2f..%2fsub/a.txt", "/.."] {
+            #expect(try await status(path) == "403", "\(path)")
+        }
+        #expect(try await status("/.../a.txt") == "404", "three dots are a name, not the parent")
+    }
+
+    @Test func serveWritesAnAccessLogLinePerRequest() async throws {
+        let port = try await Peers.freePort()
+        let serve = try await Peers.start(Peers.h2, ["serve", "--port", "\(port)"], waitForPort: port)
+        defer { serve.stop() }
+        for path in ["/get", "/status/404", "/bytes/10"] {
+            _ = try await Peers.run(Peers.h2, ["http://127.0.0.1:\(port)\(path)"])
+        }
+        kill(serve.process.processIdentifier, SIGTERM)  // the log is written in batches; the rest when it stops
+        let log = String(decoding: await Peers.readToEnd(serve.output.fileHandleForReading), as: UTF8.self)
+        let lines = log.split(separator: "\n").filter { $0.hasPrefix("127.0.0.1 ") }
+        #expect(lines.count == 3, "\(log)")
+        #expect(lines.first?.hasPrefix("127.0.0.1 \"GET /get\" 200 - ") == true, "\(log)")
+        #expect(lines.dropFirst().first?.hasPrefix("127.0.0.1 \"GET /status/404\" 404 - ") == true, "\(log)")
+        #expect(lines.last?.hasPrefix("127.0.0.1 \"GET /bytes/10\" 200 10 ") == true, "\(log)")
+        #expect(lines.allSatisfy { $0.hasSuffix("ms") })
+    }
+
     @Test func serveClosesSilentIdleAndHalfSentConnections() async throws {
         let port = try await Peers.freePort()
         let serve = try await Peers.start(

@@ -110,6 +110,40 @@ struct ObservabilityTests {
         await client.shutdown()
     }
 
+    /// RFC 9113 §6.8: a GOAWAY carries the error code of the connection error that ended the connection; both
+    /// roles count it under that code, not only NO_ERROR.
+    @Test func aGoAwayForAConnectionErrorIsCountedUnderItsErrorCode() async throws {
+        // Server: a WINDOW_UPDATE of 0 on the connection is a connection error PROTOCOL_ERROR (RFC 9113 §6.9).
+        let serverMetrics = TestMetrics()
+        let server = try await server(Observability(metricsFactory: serverMetrics))
+        let connection = try await RawConnection.connect(port: server.port)
+        let zeroIncrement = RawFrame(type: FrameType.windowUpdate, streamID: 0, payload: [0, 0, 0, 0])
+        try await connection.send(connectionPreface + RawFrame.settings().bytes + zeroIncrement.bytes)
+        #expect(await connection.waitForClose(timeout: .seconds(10)), "the server ends the connection")
+        try await eventually {
+            try serverMetrics.expectCounter("nghttp2.server.goaway", [("direction", "sent"), ("error_code", "PROTOCOL_ERROR")]).totalValue == 1
+        }
+        await server.close()
+
+        // Client: a server that answers the preface with GOAWAY ENHANCE_YOUR_CALM, last stream 0.
+        let clientMetrics = TestMetrics()
+        let raw = try await RawServer.start()
+        let peer = Task {
+            let accepted = try await raw.accept()
+            guard await accepted.readPreface(timeout: .seconds(10)) else { return await accepted.close() }
+            try await accepted.send(.settings(), .settingsAck, .goaway(lastStreamID: 0, .enhanceYourCalm))
+            _ = await accepted.waitForClose(timeout: .seconds(10))
+        }
+        let client = client(Observability(metricsFactory: clientMetrics))
+        await #expect(throws: HTTP2Error.self) { _ = try await client.get("http://127.0.0.1:\(raw.port)/ok") }
+        try await eventually {
+            try clientMetrics.expectCounter("nghttp2.client.goaway", [("direction", "received"), ("error_code", "ENHANCE_YOUR_CALM")]).totalValue == 1
+        }
+        await client.shutdown()
+        try await peer.value
+        await raw.close()
+    }
+
     @Test func aHandlerThatThrowsIsCountedAsAServerErrorAndAsAnError() async throws {
         let serverMetrics = TestMetrics()
         let server = try await server(Observability(metricsFactory: serverMetrics))

@@ -223,7 +223,7 @@ extension ClientSession {
         public var streamWindowSize: UInt32 = 1 << 20
         /// This side's receive window for the whole connection. Default 8 MiB.
         public var connectionWindowSize: Int32 = 8 << 20
-        /// More SETTINGS to send (SETTINGS_ENABLE_PUSH = 0 and the window size are always sent).
+        /// More SETTINGS to send (SETTINGS_ENABLE_PUSH and the window size are always sent).
         public var additionalSettings: [Setting] = []
         /// libnghttp2 tuning (`Session.Options.noAutoWindowUpdate` is always on: reading credits the windows).
         public var options = Session.Options()
@@ -250,6 +250,10 @@ extension ClientSession {
         public var logger = Logger(label: "nghttp2.client")
         /// Sees every frame sent and received (``FrameDirection``), e.g. to print them like `nghttp -v`.
         public var frameObserver: FrameObserver?
+        /// Receives the server's pushes (RFC 9113 §8.4): with a handler, SETTINGS_ENABLE_PUSH = 1 is sent and each
+        /// PUSH_PROMISE calls it with a ``ClientSession/PushPromise``. Default `nil`: SETTINGS_ENABLE_PUSH = 0, the
+        /// server may not push.
+        public var pushHandler: ClientSession.PushHandler?
 
         /// The connection metrics of the ``HTTP2Client`` that opened this connection, if it records them.
         var metrics: ConnectionMetrics?
@@ -259,7 +263,8 @@ extension ClientSession {
 
         var connectionConfiguration: ConnectionConfiguration {
             ConnectionConfiguration(
-                settings: [Setting(.enablePush, 0), Setting(.initialWindowSize, streamWindowSize)] + additionalSettings,
+                settings: [Setting(.enablePush, pushHandler == nil ? 0 : 1), Setting(.initialWindowSize, streamWindowSize)]
+                    + additionalSettings,
                 options: options,
                 connectionWindowSize: connectionWindowSize,
                 bodyHighWatermark: bodyHighWatermark,
@@ -270,7 +275,8 @@ extension ClientSession {
                 ),
                 logger: logger,
                 frameObserver: frameObserver,
-                metrics: metrics
+                metrics: metrics,
+                pushHandler: pushHandler
             )
         }
     }

@@ -57,6 +57,8 @@ extension ConnectionHandler {
             fieldBlockReceived(streamID: frame.streamID, category: category, fields: fields, endStream: frame.flags.contains(.endStream))
         case .data:
             if frame.flags.contains(.endStream) { streams[frame.streamID]?.inbound.finish(trailers: nil) }
+        case .pushPromise(let promisedStreamID, let fields):
+            pushPromiseReceived(associatedStreamID: frame.streamID, promisedStreamID: promisedStreamID, fields: fields)
         case .rstStream(let errorCode):
             // libnghttp2 closes the stream right after this callback.
             peerResetStream = frame.streamID
@@ -132,6 +134,10 @@ extension ConnectionHandler {
         if let response = stream.response {
             stream.response = nil
             response.resume(throwing: HTTP2Error.malformedMessage("stream \(streamID) ended without a response"))
+        }
+        if let pushed = stream.pushedResponse {
+            stream.pushedResponse = nil
+            pushed.fail(HTTP2Error.malformedMessage("pushed stream \(streamID) ended without a response"))
         }
         if !stream.inbound.hasEnded {
             let discarded = stream.inbound.fail(error)

@@ -153,7 +153,11 @@ extension ConnectionHandler {
         }
         stream.headReceived = true
         if endStream { stream.inbound.finish(trailers: nil) }
-        if let continuation = stream.response {
+        if let pushed = stream.pushedResponse {
+            stream.pushedResponse = nil
+            let body = StreamReader(storage: stream.inbound)
+            pushed.succeed(ReceivedResponse(status: status, fields: fields, body: body, streamID: streamID, informational: stream.informational))
+        } else if let continuation = stream.response {
             stream.response = nil
             let body = StreamReader(storage: stream.inbound)
             // The fields become HTTPFields in the requesting task (ReceivedResponse.response), not here.

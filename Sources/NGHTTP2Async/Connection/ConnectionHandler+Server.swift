@@ -14,18 +14,27 @@ extension ConnectionHandler {
             try? session.submitRSTStream(streamID: streamID, errorCode: .protocolError)
             return
         }
+        let body = endStream ? nil : StreamReader(storage: StreamReader.Storage(streamID: streamID, connection: reference))
+        serveRequest(streamID: streamID, head: head, body: body, handler: handler, reference: reference, byPeer: true)
+    }
+
+    /// Opens the stream of a request (the peer's, or one this side promised in a PUSH_PROMISE) and starts its
+    /// handler. `body` is `nil` for a request without one.
+    func serveRequest(
+        streamID: Int32,
+        head: HTTPRequest,
+        body: StreamReader?,
+        handler: @escaping ServerSession.Handler,
+        reference: ConnectionReference,
+        byPeer: Bool
+    ) {
         // A request without a body (END_STREAM on its HEADERS) gets the connection's shared, finished reader: no
         // reader and storage to allocate per request. Nothing can arrive on the stream any more, and finishing or
         // failing a finished reader changes nothing.
-        let body: StreamReader
-        if endStream {
-            body = emptyBody(reference)
-        } else {
-            body = StreamReader(storage: StreamReader.Storage(streamID: streamID, connection: reference))
-        }
+        let body = body ?? emptyBody(reference)
         let stream = StreamContext(id: streamID, inbound: body.storage)
         stream.headReceived = true
-        streamOpened(stream, byPeer: true)
+        streamOpened(stream, byPeer: byPeer)
         // The handler starts right here, on the event loop, and runs until it first suspends: a handler that answers
         // at once submits its response inside this read burst, which is flushed once at its end (no job to enqueue,
         // no extra event-loop tick). After a suspension it resumes on this connection's event loop (the executor).

@@ -14,6 +14,8 @@ struct ConnectionConfiguration: Sendable {
     var frameObserver: FrameObserver?
     /// Connection, stream, byte and RST_STREAM/GOAWAY counts; `nil` records nothing (see ``Observability``).
     var metrics: ConnectionMetrics? = nil
+    /// Client: gets the server's pushes; `nil` refuses them (SETTINGS_ENABLE_PUSH = 0).
+    var pushHandler: ClientSession.PushHandler? = nil
 }
 
 /// Owns one ``Session`` on its channel's event loop, as a thin shell around ``ConnectionStateMachine``: NIO events
@@ -59,6 +61,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var glitchLimitReached = false
     /// The shared body of requests without one (server); dropped with ``reference`` (it holds one).
     var emptyRequestBody: StreamReader?
+    /// Client: streams the server opened with PUSH_PROMISE that are still open. They are not in the stream counts the
+    /// delegate sees (a pool's load is the requests it sent: MAX_CONCURRENT_STREAMS limits those).
+    var pushedStreamsOpen = 0
     /// Readers whose taken bytes wait to be credited, queued from other threads (see ``ConnectionReference/credit(_:)``).
     let pendingCredits = LoopInbox<StreamReader.Storage>()
     /// Requests queued from other threads (see ``ConnectionReference/startRequest(_:)``).
@@ -451,6 +456,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             stream.response = nil
             response.resume(throwing: error)
         }
+        if let pushed = stream.pushedResponse {
+            stream.pushedResponse = nil
+            pushed.fail(error)
+        }
         let discarded = stream.inbound.fail(error)
         if discarded > 0 { try? session.consumeConnection(count: discarded) }
         stream.outbound?.fail(error)
@@ -470,7 +479,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             try? session.submitGoaway(lastStreamID: lastStreamID, errorCode: .noError)
             scheduleFlush()
         }
-        if reportsStreams, let reference { delegate?.connection(reference, emitted: .streamOpened(openStreams: machine.openStreams)) }
+        if !isServer, byPeer {
+            pushedStreamsOpen += 1
+        } else if reportsStreams, let reference {
+            delegate?.connection(reference, emitted: .streamOpened(openStreams: machine.openStreams - pushedStreamsOpen))
+        }
     }
 
     /// Stops tracking a stream; returns it if it was tracked.
@@ -480,7 +493,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         configuration.metrics?.streamsClosed(1)
         stream.timer?.cancel()
         machine.streamClosed(now: now)
-        if reportsStreams, let reference { delegate?.connection(reference, emitted: .streamClosed(openStreams: machine.openStreams)) }
+        if !isServer, streamID & 1 == 0 {
+            pushedStreamsOpen -= 1
+        } else if reportsStreams, let reference {
+            delegate?.connection(reference, emitted: .streamClosed(openStreams: machine.openStreams - pushedStreamsOpen))
+        }
         return stream
     }
 

@@ -16,6 +16,8 @@ final class StreamContext {
     /// Resumed exactly once (set to `nil` first); checked in debug builds only (``FastContinuation``).
     var response: FastContinuation<ReceivedResponse, any Error>?
     var informational: [HTTPResponse] = []
+    /// A pushed stream's response (RFC 9113 §8.4), for its ``ClientSession/PushPromise``: completed once.
+    var pushedResponse: EventLoopPromise<ReceivedResponse>?
     /// The request's deadline and read timeout, if it has either (see `armStreamTimer`).
     var timeouts: StreamTimeouts?
     /// When the last byte of the response (head or body) arrived; kept only when there is a read timeout.

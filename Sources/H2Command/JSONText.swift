@@ -1,0 +1,103 @@
+import Foundation
+
+/// Writes the JSON `h2 serve` answers with, in the format `JSONSerialization` gives with `.prettyPrinted`,
+/// `.sortedKeys` and `.withoutEscapingSlashes` (two-space indentation, `"key" : value`), without going through
+/// Foundation's object bridging: strings, numbers, booleans, nulls, arrays and dictionaries of them. Any other value
+/// (what `JSONSerialization.jsonObject` returned for a request body) is written by `JSONSerialization`.
+enum JSONText {
+    static func data(_ value: Any) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        write(value, indent: 0, into: &out)
+        return out
+    }
+
+    private static func write(_ value: Any, indent: Int, into out: inout [UInt8]) {
+        switch value {
+        case let string as String:
+            writeString(string, into: &out)
+        case let object as [String: String]:
+            writeObject(object.sorted { $0.key < $1.key }.map { ($0.key, $0.value as Any) }, indent: indent, into: &out)
+        case let object as [String: Any]:
+            writeObject(object.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, indent: indent, into: &out)
+        case let array as [Any]:
+            writeArray(array, indent: indent, into: &out)
+        case let bool as Bool where !(value is NSNumber):
+            out.append(contentsOf: Array((bool ? "true" : "false").utf8))
+        case let integer as Int where !(value is NSNumber):
+            out.append(contentsOf: Array(String(integer).utf8))
+        case is NSNull:
+            out.append(contentsOf: Array("null".utf8))
+        default:
+            // NSNumber and Foundation containers from a parsed body: JSONSerialization knows their exact form.
+            let options: JSONSerialization.WritingOptions = [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes]
+            if let data = try? JSONSerialization.data(withJSONObject: value, options: options) {
+                out.append(contentsOf: data)
+            } else {
+                out.append(contentsOf: Array("null".utf8))
+            }
+        }
+    }
+
+    private static func newline(_ indent: Int, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\n"))
+        out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * 2))
+    }
+
+    private static func writeObject(_ members: [(String, Any)], indent: Int, into out: inout [UInt8]) {
+        guard !members.isEmpty else {
+            out.append(contentsOf: Array("{\n\n".utf8))
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * 2))
+            out.append(UInt8(ascii: "}"))
+            return
+        }
+        out.append(UInt8(ascii: "{"))
+        for (index, (key, value)) in members.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            newline(indent + 1, into: &out)
+            writeString(key, into: &out)
+            out.append(contentsOf: Array(" : ".utf8))
+            write(value, indent: indent + 1, into: &out)
+        }
+        newline(indent, into: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+
+    private static func writeArray(_ elements: [Any], indent: Int, into out: inout [UInt8]) {
+        guard !elements.isEmpty else {
+            out.append(contentsOf: Array("[\n\n".utf8))
+            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * 2))
+            out.append(UInt8(ascii: "]"))
+            return
+        }
+        out.append(UInt8(ascii: "["))
+        for (index, element) in elements.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            newline(indent + 1, into: &out)
+            write(element, indent: indent + 1, into: &out)
+        }
+        newline(indent, into: &out)
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// A JSON string (RFC 8259 §7): quotes, backslashes and control characters escaped; `/` and non-ASCII as is.
+    private static func writeString(_ string: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in string.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: Array("\\u00".utf8))
+                out.append(hex[Int(byte >> 4)])
+                out.append(hex[Int(byte & 0xf)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
