@@ -138,6 +138,22 @@ struct HTTP1ServerTests {
         await server.close()
     }
 
+    @Test func nghttpUpgradeWithAnUploadUpgradesOnOPTIONSThenPostsOverHTTP2() async throws {
+        let server = try await Self.server()
+        let directory = try Peers.temporaryDirectory()
+        let file = "\(directory)/upload"
+        try Data(payload(100_000, seed: 5)).write(to: URL(fileURLWithPath: file))
+        // nghttp upgrades with a bodiless OPTIONS * when it has a body to send (-d), then sends the POST on HTTP/2.
+        let result = try await Peers.run("nghttp", ["-u", "-d", file, "-v", "http://127.0.0.1:\(server.port)/count"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.text.contains("HTTP Upgrade success"), "\(result.text.prefix(2000))")
+        #expect(result.text.contains("recv (stream_id=1) :status: 200"), "OPTIONS * answered on stream 1")
+        let body = try await Peers.run("nghttp", ["-u", "-d", file, "http://127.0.0.1:\(server.port)/count"])
+        #expect(body.status == 0 && body.text == "100000", "the POST's count, over the upgraded connection: \(body.text)")
+        try? FileManager.default.removeItem(atPath: directory)
+        await server.close()
+    }
+
     @Test func h2loadOverHTTP1SucceedsEveryRequest() async throws {
         let server = try await Self.server()
         let load = try await Peers.run("h2load", ["--h1", "-n", "2000", "-c", "8", "-t", "1", "http://127.0.0.1:\(server.port)/fixed"])
