@@ -24,6 +24,8 @@ let package = Package(
         // Peers for `scripts/bench-peers`: a swift-nio-http2 hello server and an AsyncHTTPClient load generator.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // The HTTP/1.1 peer for `scripts/bench --only h1`: a Hummingbird 2 hello server.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .executableTarget(
@@ -52,6 +54,12 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Sources/NIOHTTP2HelloServer"
+        ),
+        // `HummingbirdHelloServer PORT`: answers GET / with 200 "hello\n" over HTTP/1.1 (Hummingbird 2's default server).
+        .executableTarget(
+            name: "HummingbirdHelloServer",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            path: "Sources/HummingbirdHelloServer"
         ),
         // `AHCLoad -n N -m M [--cacert CA] URL`: AsyncHTTPClient load, h2load-style summary line.
         .executableTarget(

@@ -12,7 +12,7 @@ import Tracing
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve files and httpbin-style endpoints over HTTP/2 (h2c, prior knowledge)."
+        abstract: "Serve files and httpbin-style endpoints over HTTP/2 (h2c with prior knowledge or the Upgrade) and HTTP/1.1."
     )
 
     @Option(help: "The address to listen on.")
@@ -24,7 +24,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Serve the files of this directory.")
     var dir: String?
 
-    @Option(help: "Serve TLS (https, ALPN h2) with this certificate chain (PEM).")
+    @Option(help: "Serve TLS (https, ALPN h2 and http/1.1) with this certificate chain (PEM).")
     var tlsCert: String?
 
     @Option(help: "The private key (PEM) of --tls-cert.")

@@ -19,8 +19,12 @@ struct BadInputSocketTests {
         var all: [Int] { lock.withLock { sizes } }
     }
 
+    /// HTTP/2 only: the bytes here are judged as HTTP/2 (with HTTP/1.1 served, a connection that does not start with
+    /// the preface is HTTP/1.1; `HTTP1ServerTests` covers its bad input).
     static func startServer(seen: Seen = Seen()) async throws -> ServerSession {
-        try await ServerSession.bind(host: "127.0.0.1", port: 0) { request in
+        var configuration = ServerSession.Configuration()
+        configuration.protocols = .http2Only
+        return try await ServerSession.bind(host: "127.0.0.1", port: 0, configuration: configuration) { request in
             if let big = request.headers[HTTPField.Name("x-big")!] { seen.add(big.utf8.count) }
             return ServerSession.Response(status: .ok, headers: [.contentType: "text/plain"], body: .text("ok \(request.path)"))
         }

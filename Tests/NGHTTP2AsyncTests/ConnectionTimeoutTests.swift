@@ -184,8 +184,9 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
         defer { server.stop() }
         var configuration = ClientSession.Configuration()
         // The interval leaves a busy machine (the parallel suite on 2 cores) time to send the first request: one that
-        // reached the event loop only after the PING went unanswered was, rightly, never sent.
-        configuration.keepAlive = .init(interval: .seconds(1), timeout: .milliseconds(300))
+        // reached the event loop only after the PING went unanswered was, rightly, never sent (1 s was not enough
+        // once the suite had 58 suites to run at once).
+        configuration.keepAlive = .init(interval: .seconds(3), timeout: .milliseconds(300))
         let headersSent = ManagedCounter()
         configuration.frameObserver = { direction, frame in
             if direction == .sent, frame.type == .headers { headersSent.add(1) }

@@ -217,7 +217,7 @@ final class WeakBox: @unchecked Sendable {
 @Suite struct HandlerStartedInsideReceiveTests {
     @Test func aShutdownStartedBeforeTheFirstSuspensionStillAnswers() async throws {
         let server = try await ServerSession.bind(port: 0) { request in
-            if request.path == "/last" { request.connection.execute { $0.beginGracefulShutdown() } }
+            if request.path == "/last" { (request.connection as! ConnectionReference).execute { $0.beginGracefulShutdown() } }
             return ServerSession.Response(status: .ok, body: .text(request.path))
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")

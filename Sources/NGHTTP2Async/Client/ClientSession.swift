@@ -120,6 +120,7 @@ public final class ClientSession: Sendable {
         do {
             switch try await negotiation.get() {
             case .http2(let reference): connection = reference
+            case .http1: throw TLSError.alpnMismatch(offered: setup.tls?.applicationProtocols ?? [], negotiated: ApplicationProtocol.http1.rawValue)
             }
         } catch {
             channel.close(promise: nil)

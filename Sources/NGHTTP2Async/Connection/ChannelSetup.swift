@@ -1,14 +1,19 @@
 import NIOCore
+import NIOHTTP1
 
 /// A protocol a connection can speak once its channel is set up, by its ALPN name (RFC 7301).
 enum ApplicationProtocol: String, Sendable, Hashable {
     /// HTTP/2 (RFC 9113): over TLS by ALPN `h2`, or cleartext with prior knowledge.
     case http2 = "h2"
+    /// HTTP/1.1 (RFC 9112): over TLS by ALPN `http/1.1`, or cleartext when the first bytes are not the HTTP/2 preface.
+    case http1 = "http/1.1"
 }
 
 /// A connection whose protocol is known, with the handle to use it.
 enum NegotiatedConnection: Sendable {
     case http2(ConnectionReference)
+    /// Server: an HTTP/1.1 connection (``HTTP1ServerHandler``).
+    case http1
 }
 
 /// How a connection's channel is built, for clients and servers alike:
@@ -22,9 +27,11 @@ enum NegotiatedConnection: Sendable {
 /// proxy answered 2xx are the other stages added (so TLS starts its handshake, or HTTP/2 its preface, through the
 /// tunnel). Its failure (a non-2xx answer, or no answer in time) fails the setup.
 ///
-/// Without TLS the connection is HTTP/2 with prior knowledge (RFC 9113 §3.3). With TLS, ``ProtocolNegotiationHandler``
-/// waits for the handshake and installs the handler of the protocol ALPN chose; a protocol this package cannot
-/// serve (or none) fails the setup with ``TLSError/alpnMismatch(offered:negotiated:)``.
+/// Without TLS the connection is HTTP/2 with prior knowledge (RFC 9113 §3.3), or, on a server that serves HTTP/1.1
+/// (``makeHTTP1Handler`` set), whichever the first bytes say (``CleartextProtocolSniffer``). With TLS,
+/// ``ProtocolNegotiationHandler`` waits for the handshake and installs the handler of the protocol ALPN chose
+/// (`h2`, or `http/1.1` on a server that serves it); a protocol this package cannot serve (or
+/// none) fails the setup with ``TLSError/alpnMismatch(offered:negotiated:)``.
 struct ChannelSetup: Sendable {
     var tls: TLSContext?
     var role: TLSHandler.Role
@@ -38,6 +45,10 @@ struct ChannelSetup: Sendable {
     var proxyTunnel: ProxyTunnel? = nil
     /// Makes the HTTP/2 handler, once the channel is known to speak HTTP/2.
     var makeHTTP2Handler: @Sendable () throws -> ConnectionHandler
+    /// Server: makes the HTTP/1.1 handler (its argument: whether the connection is TLS); `nil` serves HTTP/2 only.
+    var makeHTTP1Handler: (@Sendable (_ overTLS: Bool) -> HTTP1ServerHandler)? = nil
+    /// Server, cleartext with HTTP/1.1: how long the first bytes may take to tell the protocol.
+    var sniffTimeout: Duration? = nil
 
     /// Adds the stages to `channel` (call it on the channel's event loop, e.g. from a channel initializer). The
     /// future succeeds once the protocol's handler is in place.
@@ -56,7 +67,14 @@ struct ChannelSetup: Sendable {
             return promise.futureResult
         }
         guard tls != nil else {
-            return channel.eventLoop.makeSucceededFuture(try install(.http2, in: pipeline, after: nil))
+            guard makeHTTP1Handler != nil else {
+                return channel.eventLoop.makeSucceededFuture(try install(.http2, in: pipeline, after: nil))
+            }
+            let promise = channel.eventLoop.makePromise(of: NegotiatedConnection.self)
+            try pipeline.addHandler(CleartextProtocolSniffer(promise: promise, timeout: sniffTimeout) { [self] found, sniffer in
+                try install(found, in: channel.pipeline.syncOperations, after: sniffer)
+            })
+            return promise.futureResult
         }
         let promise = channel.eventLoop.makePromise(of: NegotiatedConnection.self)
         _ = try addStages(to: channel, promise: promise, handshakeTimeout: handshakeTimeout)
@@ -82,14 +100,30 @@ struct ChannelSetup: Sendable {
     private func install(
         _ negotiated: ApplicationProtocol,
         in pipeline: ChannelPipeline.SynchronousOperations,
-        after negotiation: ProtocolNegotiationHandler<NegotiatedConnection>?
+        after previous: (any ChannelHandler)?
     ) throws -> NegotiatedConnection {
         switch negotiated {
         case .http2:
             let handler = try makeHTTP2Handler()
-            try pipeline.addHandler(handler, position: negotiation.map { .after($0) } ?? .last)
+            try pipeline.addHandler(handler, position: previous.map { .after($0) } ?? .last)
             guard let reference = handler.reference else { throw HTTP2Error.sessionClosed }
             return .http2(reference)
+        case .http1:
+            guard let makeHTTP1Handler else {
+                throw TLSError.alpnMismatch(offered: [], negotiated: ApplicationProtocol.http1.rawValue)
+            }
+            // The decoder forwards what follows an h2c Upgrade request (the client's HTTP/2 preface) once removed.
+            let handlers: [any ChannelHandler] = [
+                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
+                HTTPResponseEncoder(),
+                makeHTTP1Handler(tls != nil),
+            ]
+            if let previous {
+                for handler in handlers.reversed() { try pipeline.addHandler(handler, position: .after(previous)) }
+            } else {
+                try pipeline.addHandlers(handlers)
+            }
+            return .http1
         }
     }
 }
@@ -102,10 +136,17 @@ final class ProtocolNegotiationHandler<Result: Sendable>: ChannelInboundHandler,
     typealias InboundOut = ByteBuffer
 
     private var promise: EventLoopPromise<Result>?
+    /// The protocol when the handshake chose none (the client offered no ALPN); `nil` fails the setup.
+    private let fallback: ApplicationProtocol?
     private let install: (ApplicationProtocol, ProtocolNegotiationHandler) throws -> Result
 
-    init(promise: EventLoopPromise<Result>, install: @escaping (ApplicationProtocol, ProtocolNegotiationHandler) throws -> Result) {
+    init(
+        promise: EventLoopPromise<Result>,
+        fallback: ApplicationProtocol? = nil,
+        install: @escaping (ApplicationProtocol, ProtocolNegotiationHandler) throws -> Result
+    ) {
         self.promise = promise
+        self.fallback = fallback
         self.install = install
     }
 
@@ -114,7 +155,9 @@ final class ProtocolNegotiationHandler<Result: Sendable>: ChannelInboundHandler,
             return context.fireUserInboundEventTriggered(event)
         }
         self.promise = nil
-        guard let negotiated = handshake.negotiatedProtocol.flatMap(ApplicationProtocol.init(rawValue:)) else {
+        let chosen: ApplicationProtocol? =
+            if let name = handshake.negotiatedProtocol { ApplicationProtocol(rawValue: name) } else { fallback }
+        guard let negotiated = chosen else {
             return fail(
                 context: context,
                 TLSError.alpnMismatch(offered: handshake.offeredProtocols, negotiated: handshake.negotiatedProtocol),

@@ -42,6 +42,8 @@ extension ConnectionHandler {
     /// Submits a request; returns the writer of a streaming body.
     private func submitRequest(_ request: PendingRequest) throws -> OutboundBody.Reference? {
         guard let reference, context?.channel.isActive == true, !machine.isClosingOrClosed else {
+            // The server speaks HTTP/1.1: no other connection would do better, so that is the error.
+            if let ended = machine.endedBecause as? HTTP2Error, ended.code == .peerSpeaksHTTP1 { throw ended }
             // Never sent, so safe to retry elsewhere; the detail says why this connection could not take it.
             let reason = machine.endedBecause.map { "\($0)" } ?? "the session is closed"
             throw HTTP2Error.notProcessed(streamID: Int32(bitPattern: session.nextStreamID), detail: reason)

@@ -44,7 +44,7 @@ extension ConnectionHandler {
         stream.handlerTask = Task.immediate(executorPreference: executor) { [
             request = ServerSession.Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, connection: reference)
         ] in
-            await respond(to: request, with: handler)
+            await respond(to: request, connection: reference, with: handler)
         }
     }
 }
@@ -54,9 +54,8 @@ extension ConnectionHandler {
 /// Only the common path (a whole body) is written out here: the streaming body and the failures are in functions of
 /// their own, so that this function's async frame stays small enough for the task's first allocator slab (every
 /// request saved a malloc and a free of a slab).
-private func respond(to request: ServerSession.Request, with handler: ServerSession.Handler) async {
+private func respond(to request: ServerSession.Request, connection: ConnectionReference, with handler: ServerSession.Handler) async {
     let streamID = request.streamID
-    let connection = request.connection
     let response: ServerSession.Response
     do {
         response = try await handler(request)
@@ -123,6 +122,12 @@ private func isPeerGone(_ error: any Error) -> Bool {
     case let error as HTTP2Error where error.code == .streamReset: error.byPeer
     case HTTP2Error.Code.connectionClosed, HTTP2Error.Code.notProcessed: true
     default: false
+    }
+}
+
+extension ConnectionReference: ServerTransport {
+    func sendInformational(streamID: Int32, _ response: HTTPResponse) {
+        execute { $0.submitInformational(streamID: streamID, response) }
     }
 }
 

@@ -79,6 +79,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     var bytesReadInBurst = 0
     /// Whether ``ConnectionMetrics/connectionsOpen`` counts this connection.
     var countedAsOpen = false
+    /// Server: the HTTP/1.1 request this connection was upgraded from (h2c, RFC 7540 §3.2), answered on stream 1
+    /// once the session has started.
+    var upgrade: H2CUpgradeRequest?
+    /// Client: whether the server's first bytes were looked at (an HTTP/1.x answer to the preface is told apart).
+    private var sawFirstBytes = false
 
     init(role: Role, configuration: ConnectionConfiguration, delegate: (any ConnectionDelegate)?) throws {
         self.role = role
@@ -176,6 +181,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// before it, so that the check sees the streams they closed and a GOAWAY names the last stream they opened.
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        if !sawFirstBytes, !isServer {
+            sawFirstBytes = true
+            if let statusLine = buffer.http1StatusLine { return peerSpeaksHTTP1(statusLine, context: context) }
+        }
         isReading = true
         bytesReadInBurst &+= buffer.readableBytes
         history.readBegins()
@@ -250,6 +259,23 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         connectionEnded()
         context.fireChannelInactive()
+    }
+
+    /// The server answered the preface in HTTP/1.x (RFC 9113 §3.4 asks HTTP/2 of it): every request fails with an
+    /// error that says so, not with a bare "connection closed"; no GOAWAY (the server would not understand it).
+    private func peerSpeaksHTTP1(_ statusLine: String, context: ChannelHandlerContext) {
+        let error = HTTP2Error.peerSpeaksHTTP1(statusLine: statusLine)
+        logger.debug("\(error)")
+        machine.channelFailed(error)
+        // Every stream fails with this error itself, sent or not: another connection would get the same answer.
+        let open = streams
+        streams.removeAll()
+        if let metrics = configuration.metrics, !open.isEmpty { metrics.streamsClosed(open.count) }
+        for stream in open.values {
+            machine.streamClosed(now: now)
+            fail(stream, error)
+        }
+        context.close(promise: nil)
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -620,6 +646,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             logger.error("cannot start the HTTP/2 session: \(error)")
             context?.close(promise: nil)
             return
+        }
+        if let upgrade {
+            self.upgrade = nil
+            acceptUpgrade(upgrade)
         }
         logger.debug("HTTP/2 connection started")
         if let metrics = configuration.metrics { countConnectionOpened(metrics) }

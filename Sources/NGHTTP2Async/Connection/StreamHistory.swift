@@ -180,6 +180,11 @@ struct StreamHistory {
         closed[index] = id << 8 | UInt64(closure.rawValue)
     }
 
+    /// Stream 1 was opened by an HTTP/1.1 Upgrade request (RFC 7540 §3.2), not by a HEADERS frame.
+    mutating func streamOneOpenedByUpgrade() {
+        if highestPeerStreamID == 0 { peerOpened(1) }
+    }
+
     /// The peer opened `streamID`: the IDs it skipped on the way are closed (§5.1.1).
     private mutating func peerOpened(_ streamID: Int32) {
         let firstUnused = highestPeerStreamID == 0 ? (peerOpensOddStreams ? 1 : 2) : highestPeerStreamID + 2

@@ -5,6 +5,10 @@ import NIOCore
 final class ServerConnections: ConnectionDelegate {
     private struct State {
         var open: [ObjectIdentifier: ConnectionReference] = [:]
+        /// HTTP/1.1 connections (they count toward the limit alike).
+        var http1: [ObjectIdentifier: HTTP1ServerConnection] = [:]
+        var isEmpty: Bool { open.isEmpty && http1.isEmpty }
+        var count: Int { open.count + http1.count }
         /// Set once the server shuts down: connections that start after it are refused.
         var gracePeriod: Duration?
         var waiters: [CheckedContinuation<Void, Never>] = []
@@ -18,7 +22,7 @@ final class ServerConnections: ConnectionDelegate {
         self.limit = limit
     }
 
-    var count: Int { state.withLock { $0.open.count } }
+    var count: Int { state.withLock { $0.count } }
 
     /// Only connections' starts and ends matter here.
     var observesStreams: Bool { false }
@@ -28,16 +32,35 @@ final class ServerConnections: ConnectionDelegate {
 
     func connectionStarted(_ connection: ConnectionReference) -> Bool {
         state.withLock { state in
-            guard state.gracePeriod == nil, limit.map({ state.open.count < $0 }) ?? true else { return false }
+            guard state.gracePeriod == nil, limit.map({ state.count < $0 }) ?? true else { return false }
             state.open[connection.id] = connection
             return true
         }
     }
 
+    /// An HTTP/1.1 connection started; `false` refuses it (the limit is reached, or the server shuts down).
+    func http1Started(_ connection: HTTP1ServerConnection) -> Bool {
+        state.withLock { state in
+            guard state.gracePeriod == nil, limit.map({ state.count < $0 }) ?? true else { return false }
+            state.http1[connection.id] = connection
+            return true
+        }
+    }
+
+    /// An HTTP/1.1 connection closed (or switched to HTTP/2, which then registers itself).
+    func http1Closed(_ connection: HTTP1ServerConnection) {
+        let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
+            guard state.http1.removeValue(forKey: connection.id) != nil, state.isEmpty else { return [] }
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
     func connection(_ connection: ConnectionReference, emitted event: ConnectionEvent) {
         guard case .closed = event else { return }
         let waiters: [CheckedContinuation<Void, Never>] = state.withLock { state in
-            guard state.open.removeValue(forKey: connection.id) != nil, state.open.isEmpty else { return [] }
+            guard state.open.removeValue(forKey: connection.id) != nil, state.isEmpty else { return [] }
             defer { state.waiters = [] }
             return state.waiters
         }
@@ -47,18 +70,19 @@ final class ServerConnections: ConnectionDelegate {
     /// Asks every connection to shut down gracefully (those that start later are refused); each cuts off what is
     /// still open after `gracePeriod`.
     func shutDown(gracePeriod: Duration) {
-        let open = state.withLock { state in
+        let (open, http1) = state.withLock { state in
             state.gracePeriod = state.gracePeriod ?? gracePeriod
-            return Array(state.open.values)
+            return (Array(state.open.values), Array(state.http1.values))
         }
         for connection in open { connection.execute { $0.beginGracefulShutdown(gracePeriod: gracePeriod) } }
+        for connection in http1 { connection.beginGracefulShutdown(gracePeriod: gracePeriod) }
     }
 
     /// Returns once no connection is open.
     func waitUntilAllClosed() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let empty = state.withLock { state in
-                if state.open.isEmpty { return true }
+                if state.isEmpty { return true }
                 state.waiters.append(continuation)
                 return false
             }

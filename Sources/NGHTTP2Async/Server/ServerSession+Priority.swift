@@ -19,7 +19,9 @@ extension ServerSession.Request {
     /// scheduler applies it to what is still to be sent. With `ignoringClientSignals` (the default), a later
     /// PRIORITY_UPDATE from the client ([RFC 9218 §7.1](https://www.rfc-editor.org/rfc/rfc9218.html#section-7.1))
     /// no longer changes it. Once the stream is closed this does nothing; ``priority`` stays what the client asked.
+    /// Over HTTP/1.1, which has one response at a time on a connection, it does nothing.
     public func setResponsePriority(_ priority: HTTPPriority, ignoringClientSignals: Bool = true) {
+        guard let connection = self.connection as? ConnectionReference else { return }
         let streamID = self.streamID
         connection.execute { $0.changeResponsePriority(streamID: streamID, priority, ignoringClientSignals: ignoringClientSignals) }
     }

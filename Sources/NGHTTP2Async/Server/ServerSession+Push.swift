@@ -13,7 +13,8 @@ extension ServerSession.Request {
     /// stream.
     ///
     /// - Returns: `false` when the client does not accept pushes (SETTINGS_ENABLE_PUSH = 0, §6.5.2, the default of
-    ///   most clients), the connection is closing, or this request's stream is already closed: nothing was sent.
+    ///   most clients), the connection is closing, this request's stream is already closed, or the request came
+    ///   over HTTP/1.1 (which has no push): nothing was sent.
     /// - Throws: ``HTTP2Error/invalidArgument(_:)`` for a method other than GET or HEAD.
     @discardableResult
     public func push(_ request: HTTPRequest) async throws -> Bool {
@@ -25,7 +26,7 @@ extension ServerSession.Request {
         if promised.authority == nil { promised.authority = authority }
         let head = promised
         let streamID = self.streamID
-        let connection = self.connection
+        guard let connection = self.connection as? ConnectionReference else { return false }  // HTTP/1.1: no push
         return await withCheckedContinuation { continuation in
             connection.execute { continuation.resume(returning: $0.pushPromise(on: streamID, head)) }
         }

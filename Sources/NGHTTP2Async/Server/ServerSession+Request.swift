@@ -8,11 +8,12 @@ extension ServerSession {
         public let head: HTTPRequest
         /// The body, read as it arrives.
         public let body: StreamReader
-        /// The stream the request came on.
+        /// The stream the request came on (over HTTP/1.1: the request's number on its connection, from 1).
         public let streamID: Int32
         /// The client's address.
         public let remoteAddress: SocketAddress?
-        let connection: ConnectionReference
+        /// The connection the request came on (HTTP/2 or HTTP/1.1).
+        let connection: any ServerTransport
 
         /// The method.
         public var method: HTTPRequest.Method { head.method }
@@ -39,8 +40,7 @@ extension ServerSession {
             guard response.status.kind == .informational else {
                 throw HTTP2Error.invalidArgument("an informational response needs a 1xx status, not \(response.status.code)")
             }
-            let streamID = self.streamID
-            connection.execute { $0.submitInformational(streamID: streamID, response) }
+            connection.sendInformational(streamID: streamID, response)
         }
 
         /// Reads the whole body (at most `limit` bytes).

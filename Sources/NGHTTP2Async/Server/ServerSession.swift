@@ -5,7 +5,8 @@ public import Logging
 import ServiceLifecycle
 
 /// An HTTP/2 server: accepts connections (cleartext with prior knowledge, or TLS with ALPN `h2` when
-/// ``Configuration/tls`` is set) and answers each request with a handler.
+/// ``Configuration/tls`` is set) and answers each request with a handler. By default it also serves HTTP/1.1 through
+/// the same handler (cleartext, the h2c Upgrade, ALPN `http/1.1`; see ``Protocols``).
 ///
 /// ```swift
 /// let server = try await ServerSession.bind(host: "127.0.0.1", port: 8080) { request in
@@ -57,8 +58,12 @@ public final class ServerSession: Sendable {
         }()
         let handler = observer?.instrument(handler) ?? handler
         let logger = configuration.logger
-        let setup = ChannelSetup(
-            tls: try configuration.tls.map { try TLSContext(configuration: $0) },
+        var setup = ChannelSetup(
+            tls: try configuration.tls.map { tls in
+                var tls = tls
+                tls.applicationProtocols = configuration.protocols.applicationProtocols(from: tls)
+                return try TLSContext(configuration: tls)
+            },
             role: .server,
             serverHostname: nil,
             handshakeTimeout: configuration.handshakeTimeout,
@@ -66,6 +71,10 @@ public final class ServerSession: Sendable {
                 try ConnectionHandler(role: .server(handler: handler), configuration: connectionConfiguration, delegate: connections)
             }
         )
+        if configuration.protocols.http1 {
+            setup.makeHTTP1Handler = configuration.http1Handler(handler: handler, connection: connectionConfiguration, delegate: connections)
+            setup.sniffTimeout = configuration.prefaceTimeout ?? configuration.idleTimeout
+        }
         let channel = try await ServerBootstrap(group: eventLoopGroup)
             .serverChannelOption(.backlog, value: Int32(clamping: configuration.listenBacklog))
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -185,6 +194,8 @@ extension ServerSession {
         public var frameObserver: FrameObserver?
         /// Metrics and a span per request (see ``Observability``). Default ``Observability/disabled``.
         public var observability = Observability.disabled
+        /// Which protocols are served (see ``ServerSession/Protocols``). Default: HTTP/2, HTTP/1.1 and the h2c Upgrade.
+        public var protocols = Protocols()
 
         /// The defaults described on each property.
         public init() {}

@@ -19,3 +19,9 @@ protocol StreamTransport: AnyObject, Sendable {
     /// The writer failed: what it wrote goes out, then the stream is reset.
     func abortBody(streamID: Int32, error: any Error)
 }
+
+/// A server's transport: a request may also send 1xx responses before its final one.
+protocol ServerTransport: StreamTransport {
+    /// Sends a 1xx response on the stream, before its final response (RFC 9110 §15.2).
+    func sendInformational(streamID: Int32, _ response: HTTPResponse)
+}

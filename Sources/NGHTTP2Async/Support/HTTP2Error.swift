@@ -84,7 +84,7 @@ extension HTTP2Error {
             case notProcessed, streamReset, connectionClosed, protocolViolation, bodyTooLarge, invalidURL
             case malformedMessage, connectTimeout, sessionClosed, keepAliveTimeout, idleTimeout, readerBusy
             case invalidArgument, requestTimeout, readTimeout, tooManyRedirects, redirectLoop
-            case decompressionFailed, decompressionLimit, proxyConnectFailed, clientShutDown
+            case decompressionFailed, decompressionLimit, proxyConnectFailed, clientShutDown, peerSpeaksHTTP1
             case connectRefused, extendedConnectNotEnabled
         }
 
@@ -139,6 +139,11 @@ extension HTTP2Error {
         public static let connectRefused = Code(.connectRefused)
         /// The server does not allow extended CONNECT. See ``HTTP2Error/extendedConnectNotEnabled``.
         public static let extendedConnectNotEnabled = Code(.extendedConnectNotEnabled)
+        /// The server answered the HTTP/2 connection preface (RFC 9113 §3.4) with HTTP/1.x (a status line, or an
+        /// HTTP/0.9-style text answer): it does not speak HTTP/2 on that port (without TLS, prior knowledge works only
+        /// with an HTTP/2 server). ``detail`` is the first line it sent. Not retry-safe: another connection would get
+        /// the same answer.
+        public static let peerSpeaksHTTP1 = Code(.peerSpeaksHTTP1)
 
         /// The code's name, for example `"notProcessed"`.
         public var description: String { backing.rawValue }
@@ -299,6 +304,11 @@ extension HTTP2Error {
     /// was sent.
     public static let extendedConnectNotEnabled = HTTP2Error(.extendedConnectNotEnabled)
 
+    /// The server answered in HTTP/1.x; `statusLine` is the first line it sent.
+    public static func peerSpeaksHTTP1(statusLine: String) -> HTTP2Error {
+        HTTP2Error(.peerSpeaksHTTP1, detail: statusLine)
+    }
+
     /// This error with ``attempts`` set to `count`.
     func afterAttempts(_ count: Int) -> HTTP2Error {
         var error = self
@@ -347,6 +357,7 @@ extension HTTP2Error {
         case .clientShutDown: "the client was shut down"
         case .connectRefused: "the server refused the CONNECT: \(what)"
         case .extendedConnectNotEnabled: "the server does not allow extended CONNECT (no SETTINGS_ENABLE_CONNECT_PROTOCOL = 1, RFC 8441 §3)"
+        case .peerSpeaksHTTP1: "the server speaks HTTP/1.1, not HTTP/2 (it answered the HTTP/2 preface with \"\(what)\")"
         default: code.description
         }
         guard let attempts, attempts > 1 else { return described }

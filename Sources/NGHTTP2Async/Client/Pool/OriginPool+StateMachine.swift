@@ -236,6 +236,10 @@ extension OriginPool {
         mutating func connectionClosed(_ connection: ConnectionID, error: (any Error)?, now: Instant) -> Actions {
             guard let index = index(of: connection) else { return Actions() }
             if connections[index].state == .connecting {
+                // Another connection to an HTTP/1.1 server fares no better: that error is the one to give.
+                if let error = error as? HTTP2Error, error.code == .peerSpeaksHTTP1 {
+                    return connectFailed(connection, error: error, now: now)
+                }
                 let why = error.map { "\($0)" } ?? "the connection closed"
                 return connectFailed(connection, error: HTTP2Error.notProcessed(streamID: 0, detail: "before the server's SETTINGS: \(why)"), now: now)
             }
