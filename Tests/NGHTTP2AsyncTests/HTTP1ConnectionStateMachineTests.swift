@@ -21,6 +21,22 @@ import NIOCore
         #expect(machine.headReceived(keepAlive: true) == .start(id: 2), "the second request is numbered 2")
     }
 
+    /// RFC 9112 §9.6: a server that will not take more requests on the connection sends `close` in its response.
+    @Test func theLastRequestAConnectionMayCarryIsAnsweredWithConnectionClose() {
+        var machine = machine(Machine.Limits(idle: .seconds(60), header: .seconds(20), maxRequests: 2))
+        #expect(machine.headReceived(keepAlive: true) == .start(id: 1))
+        _ = machine.requestEnded(now: t0)
+        let first = machine.responseStarted(closes: false)
+        #expect(!first, "the first of two keeps the connection")
+        #expect(machine.responseEnded(now: t0) == .next)
+        #expect(machine.headReceived(keepAlive: true) == .start(id: 2))
+        _ = machine.requestEnded(now: t0)
+        let second = machine.responseStarted(closes: false)
+        #expect(second, "the second says Connection: close")
+        #expect(machine.responseEnded(now: t0) == .close)
+        #expect(!machine.shouldRead)
+    }
+
     @Test func connectionCloseOnTheRequestClosesAfterItsResponse() {
         var machine = machine()
         _ = machine.headReceived(keepAlive: false)

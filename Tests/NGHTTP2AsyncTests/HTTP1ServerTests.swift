@@ -190,6 +190,16 @@ struct HTTP1ServerTests {
         await server.close()
     }
 
+    /// `maxRequestsPerConnection` over HTTP/1.1: the last allowed request's response says `Connection: close` (RFC
+    /// 9112 §9.6) and curl opens a new connection for the next.
+    @Test func aConnectionClosesAfterItsMaximumRequestsAndTheClientGoesOnOnANewOne() async throws {
+        let server = try await Self.server { $0.maxRequestsPerConnection = 2 }
+        let base = "http://127.0.0.1:\(server.port)"
+        let three = try await Peers.run("curl", ["-s", "--http1.1", "-w", " %{num_connects}", "\(base)/a", "\(base)/b", "\(base)/c"])
+        #expect(three.text == "path /a 1path /b 0path /c 1", "a new connection after two requests: \(three.text)")
+        await server.close()
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
         let server = try await Self.server()
         let raw = try await RawConnection.connect(port: server.port)

@@ -28,6 +28,10 @@ struct HTTP1ConnectionStateMachine {
         var bodyBuffer: Int = 1 << 20
         /// Request body bytes read and dropped after the response ended, before the connection is closed instead.
         var drain: Int = 1 << 20
+        /// The most requests one connection carries: the last one's response says `Connection: close` and the
+        /// connection closes after it (RFC 9112 §9.6), the HTTP/1.1 form of HTTP/2's GOAWAY after N requests.
+        /// `nil`: no limit.
+        var maxRequests: Int? = nil
     }
 
     /// One request and its response.
@@ -104,7 +108,8 @@ struct HTTP1ConnectionStateMachine {
     mutating func headReceived(keepAlive: Bool) -> OnHead {
         guard case .idle = state else { return .ignore }
         lastID += 1
-        state = .active(Exchange(id: lastID, keepAlive: keepAlive && shutdownDeadline == nil))
+        let belowLimit = limits.maxRequests.map { Int(lastID) < $0 } ?? true
+        state = .active(Exchange(id: lastID, keepAlive: keepAlive && shutdownDeadline == nil && belowLimit))
         buffered = 0
         return .start(id: lastID)
     }

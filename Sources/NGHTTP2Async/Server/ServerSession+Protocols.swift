@@ -62,7 +62,8 @@ extension ServerSession.Configuration {
             header: headerTimeout,
             gracePeriod: gracePeriod,
             bodyBuffer: Int(streamWindowSize),
-            drain: Int(streamWindowSize)
+            drain: Int(streamWindowSize),
+            maxRequests: maxRequestsPerConnection
         )
         let upgrades = protocols.h2cUpgrade
         let bodyHighWatermark = self.bodyHighWatermark

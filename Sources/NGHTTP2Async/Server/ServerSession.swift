@@ -176,7 +176,8 @@ extension ServerSession {
         /// flight finish, within ``gracePeriod``). Default `nil` (no limit).
         public var maxConnectionAge: Duration?
         /// The number of requests after which a connection is sent a GOAWAY naming the last one: those finish, the
-        /// client opens a new connection for the next. Default `nil` (no limit).
+        /// client opens a new connection for the next. Over HTTP/1.1 the last one's response says `Connection: close`
+        /// (RFC 9112 §9.6). Default `nil` (no limit).
         public var maxRequestsPerConnection: Int?
         /// The most connections open at once. One more is refused cleanly (its SETTINGS, then GOAWAY with last stream 0
         /// and NO_ERROR: its requests were not processed and may be retried) while the others keep working. Connections
