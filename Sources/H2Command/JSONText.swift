@@ -45,39 +45,38 @@ enum JSONText {
     }
 
     private static func writeObject(_ members: [(String, Any)], indent: Int, into out: inout [UInt8]) {
-        guard !members.isEmpty else {
-            out.append(contentsOf: Array("{\n\n".utf8))
-            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * 2))
-            out.append(UInt8(ascii: "}"))
-            return
-        }
-        out.append(UInt8(ascii: "{"))
-        for (index, (key, value)) in members.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            newline(indent + 1, into: &out)
-            writeString(key, into: &out)
+        writeContainer("{", "}", members, indent: indent, into: &out) { member, out in
+            writeString(member.0, into: &out)
             out.append(contentsOf: Array(" : ".utf8))
-            write(value, indent: indent + 1, into: &out)
+            write(member.1, indent: indent + 1, into: &out)
         }
-        newline(indent, into: &out)
-        out.append(UInt8(ascii: "}"))
     }
 
     private static func writeArray(_ elements: [Any], indent: Int, into out: inout [UInt8]) {
-        guard !elements.isEmpty else {
-            out.append(contentsOf: Array("[\n\n".utf8))
-            out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * 2))
-            out.append(UInt8(ascii: "]"))
-            return
+        writeContainer("[", "]", elements, indent: indent, into: &out) { element, out in
+            write(element, indent: indent + 1, into: &out)
         }
-        out.append(UInt8(ascii: "["))
+    }
+
+    /// An object or array: each element on a line of its own, one level deeper; an empty one as `{\n\n}` with the
+    /// closing bracket indented, as `JSONSerialization` writes it.
+    private static func writeContainer<Element>(
+        _ open: Unicode.Scalar,
+        _ close: Unicode.Scalar,
+        _ elements: [Element],
+        indent: Int,
+        into out: inout [UInt8],
+        _ writeElement: (Element, inout [UInt8]) -> Void
+    ) {
+        out.append(UInt8(ascii: open))
+        if elements.isEmpty { out.append(UInt8(ascii: "\n")) }
         for (index, element) in elements.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             newline(indent + 1, into: &out)
-            write(element, indent: indent + 1, into: &out)
+            writeElement(element, &out)
         }
         newline(indent, into: &out)
-        out.append(UInt8(ascii: "]"))
+        out.append(UInt8(ascii: close))
     }
 
     /// A JSON string (RFC 8259 §7): quotes, backslashes and control characters escaped; `/` and non-ASCII as is.

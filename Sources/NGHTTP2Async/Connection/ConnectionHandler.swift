@@ -70,8 +70,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     let pendingRequests = LoopInbox<PendingRequest>()
     /// The application's PINGs in flight, by opaque data.
     private var pingWaiters: [UInt64: CheckedContinuation<Duration, any Error>] = [:]
-    /// The timer set for the machine's next deadline, and that deadline.
-    private var timer: (task: Scheduled<Void>, deadline: ConnectionStateMachine.Instant)?
+    /// The one task at the machine's next deadline.
+    private var timer = DeadlineTimer()
     /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
     private var isReading = false
     private var flushScheduled = false
@@ -424,8 +424,7 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func connectionEnded() {
         let error = HTTP2Error.connectionClosed(errorCode: machine.goAwayReceived?.errorCode)
         guard machine.channelClosed(because: error) else { return }
-        timer?.task.cancel()
-        timer = nil
+        timer.cancel()
         failAllStreams(machine.endedBecause ?? error)
         // libnghttp2 makes no callback for streams still open when a session goes: their providers (a response
         // waiting for the window holds its stream's context, which holds this handler) would keep it alive.
@@ -723,15 +722,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Keeps one timer at the machine's next deadline. A deadline that moved later leaves the timer as it is: it
     /// fires early, finds nothing due, and is set again.
     func armTimer() {
-        guard let next = machine.nextDeadline, let context else { return }
-        if let timer, timer.deadline <= next { return }
-        timer?.task.cancel()
-        let delay = next - now
-        let task = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(max(delay, .zero))) { [self] in
-            timer = nil
+        guard let next = machine.nextDeadline, timer.needsTask(for: next), let context else { return }
+        timer.arm(at: next, now: now, on: context.eventLoop) { [self] in
+            timer.fired()
             deadlinesPassed()
         }
-        timer = (task, next)
     }
 
     private func deadlinesPassed() {

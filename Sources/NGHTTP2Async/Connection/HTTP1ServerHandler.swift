@@ -59,7 +59,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var headInBurst = false
     private var needsFlush = false
     private var pendingRead = false
-    private var timer: (task: Scheduled<Void>, deadline: HTTP1ConnectionStateMachine.Instant)?
+    private var timer = DeadlineTimer()
     private var registered = false
     private var logger: Logger
 
@@ -488,15 +488,11 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func armTimer() {
-        guard let next = machine.nextDeadline, let context else { return }
-        if let timer, timer.deadline <= next { return }
-        timer?.task.cancel()
-        let delay = next - now
-        let task = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(max(delay, .zero))) { [self] in
-            timer = nil
+        guard let next = machine.nextDeadline, timer.needsTask(for: next), let context else { return }
+        timer.arm(at: next, now: now, on: context.eventLoop) { [self] in
+            timer.fired()
             deadlineReached()
         }
-        timer = (task, next)
     }
 
     private func deadlineReached() {
@@ -553,8 +549,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func ended() {
         machine.closed()
-        timer?.task.cancel()
-        timer = nil
+        timer.cancel()
         failRequest(HTTP2Error.connectionClosed(errorCode: nil))
         queued.removeAll()
         unregister()
