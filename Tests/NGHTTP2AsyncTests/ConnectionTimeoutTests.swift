@@ -188,11 +188,16 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
         // once the suite had 58 suites to run at once).
         configuration.keepAlive = .init(interval: .seconds(3), timeout: .milliseconds(300))
         let headersSent = ManagedCounter()
+        let settingsReceived = ManagedCounter()
         configuration.frameObserver = { direction, frame in
             if direction == .sent, frame.type == .headers { headersSent.add(1) }
+            if direction == .received, frame.type == .settings, !frame.flags.contains(.ack) { settingsReceived.add(1) }
         }
         let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)", configuration: configuration)
         let started = ContinuousClock.now
+        // The server's MAX_CONCURRENT_STREAMS = 1 must be known before the requests go (on a slow machine, under
+        // ThreadSanitizer, both were otherwise sent under the default of 100, and the second was in flight too).
+        while settingsReceived.value == 0, ContinuousClock.now - started < .seconds(10) { try await Task.sleep(for: .milliseconds(5)) }
         // The first request is sent and never answered; the second waits for a free stream and is never sent.
         async let first = Result(catching: { try await client.get("/first") })
         while headersSent.value == 0, ContinuousClock.now - started < .seconds(10) { try await Task.sleep(for: .milliseconds(5)) }
