@@ -157,6 +157,15 @@ import Testing
         #expect(machine.failedConnects == 1)
     }
 
+    @Test func aTLSAlertBeforeTheConnectionIsReadyFailsWaitingRequestsWithThatErrorNotARetry() {
+        var machine = Machine(limits: .init(maxConnections: 1))
+        _ = machine.requestArrived(request(1), now: t0)
+        let alert = TLSError.connectionFailed(reason: "tlsv13 alert certificate required")
+        let closed = machine.connectionClosed(connection(0), error: alert, now: t0)
+        #expect(closed.fail.map(\.0) == [request(1)])
+        #expect(closed.fail.first?.1 as? TLSError == alert)
+    }
+
     @Test func anAbandonedWaitingRequestFailsAndADispatchedOneIsLeftToItsConnection() {
         var machine = withOneConnection(maxStreams: 1, maxConnections: 1)
         _ = machine.requestArrived(request(1), now: t0)

@@ -236,8 +236,13 @@ extension OriginPool {
         mutating func connectionClosed(_ connection: ConnectionID, error: (any Error)?, now: Instant) -> Actions {
             guard let index = index(of: connection) else { return Actions() }
             if connections[index].state == .connecting {
-                // Another connection to an HTTP/1.1 server fares no better: that error is the one to give.
+                // Another connection fares no better against an HTTP/1.1 server or one whose TLS refused us (an
+                // alert such as "certificate required", which TLS 1.3 sends after the client's handshake is done):
+                // that error is the one to give, not a retry.
                 if let error = error as? HTTP2Error, error.code == .peerSpeaksHTTP1 {
+                    return connectFailed(connection, error: error, now: now)
+                }
+                if let error = error as? TLSError, error.code != .unexpectedEOF {
                     return connectFailed(connection, error: error, now: now)
                 }
                 let why = error.map { "\($0)" } ?? "the connection closed"

@@ -147,21 +147,19 @@ final class OriginPool: Sendable {
 
     private func connect(_ id: StateMachine.ConnectionID) {
         state.withLock { $0.connectionsOpened += 1 }
-        let delegate = PooledConnection(pool: self, id: id)
+        // The connect timeout lasts until the server's SETTINGS make the connection ready; the connection arms it
+        // on its own event loop when it starts (a task scheduled from here could meet a loop already shut down).
+        let deadline = NIODeadline.now() + TimeAmount(configuration.connectTimeout)
+        let delegate = PooledConnection(pool: self, id: id, connectDeadline: deadline)
         Task { [origin, configuration, eventLoopGroup] in
-            let deadline = NIODeadline.now() + TimeAmount(configuration.connectTimeout)
             do {
-                let session = try await ClientSession.connect(
+                _ = try await ClientSession.connect(
                     host: origin.host,
                     port: origin.port,
                     configuration: configuration,
                     eventLoopGroup: eventLoopGroup,
                     delegate: delegate
                 )
-                // The connect timeout lasts until the server's SETTINGS make the connection ready.
-                session.connection.eventLoop.scheduleTask(deadline: deadline) { [self] in
-                    connectDeadlinePassed(id, connection: session.connection)
-                }
             } catch {
                 configuration.logger.debug("\(origin): connect failed: \(error)")
                 event { $0.connectFailed(id, error: error, now: Self.now) }
@@ -180,8 +178,11 @@ final class OriginPool: Sendable {
         connection.execute { $0.terminate(.noError) }
     }
 
-    fileprivate func connectionStarted(_ connection: ConnectionReference, id: StateMachine.ConnectionID) {
+    fileprivate func connectionStarted(_ connection: ConnectionReference, id: StateMachine.ConnectionID, connectDeadline: NIODeadline) {
         state.withLock { $0.connections[id] = connection }
+        connection.eventLoop.scheduleTask(deadline: connectDeadline) { [self] in
+            connectDeadlinePassed(id, connection: connection)
+        }
     }
 
     fileprivate func connection(_ id: StateMachine.ConnectionID, emitted event: ConnectionEvent) {
@@ -279,16 +280,18 @@ private enum RequestIDs {
 private final class PooledConnection: ConnectionDelegate {
     weak let pool: OriginPool?
     let id: OriginPool.StateMachine.ConnectionID
+    let connectDeadline: NIODeadline
 
-    init(pool: OriginPool, id: OriginPool.StateMachine.ConnectionID) {
+    init(pool: OriginPool, id: OriginPool.StateMachine.ConnectionID, connectDeadline: NIODeadline) {
         self.pool = pool
         self.id = id
+        self.connectDeadline = connectDeadline
     }
 
     var observesStreams: Bool { true }
 
     func connectionStarted(_ connection: ConnectionReference) -> Bool {
-        pool?.connectionStarted(connection, id: id)
+        pool?.connectionStarted(connection, id: id, connectDeadline: connectDeadline)
         return pool != nil
     }
 
