@@ -62,6 +62,12 @@ struct RequestCommand: AsyncParsableCommand {
     @Option(help: "Go through this forward proxy (an HTTP/1.1 CONNECT tunnel), e.g. http://user:pass@127.0.0.1:3128.")
     var proxy: String?
 
+    @Flag(name: .customLong("http1.1"), help: "Speak HTTP/1.1 only (cleartext, and ALPN http/1.1 over TLS), as curl --http1.1.")
+    var http1 = false
+
+    @Flag(name: .customLong("http2-only"), help: "Speak HTTP/2 only: over TLS offer ALPN h2 alone (by default http/1.1 is offered too).")
+    var http2Only = false
+
     @Flag(help: "Take the proxy from https_proxy, http_proxy and no_proxy (as curl does) when --proxy is not given.")
     var proxyFromEnvironment = false
 
@@ -72,6 +78,7 @@ struct RequestCommand: AsyncParsableCommand {
             guard maxRedirects >= 0 else { throw ValidationError("--max-redirects must be 0 or more") }
             guard follow else { throw ValidationError("--max-redirects goes with --follow") }
         }
+        if http1, http2Only { throw ValidationError("--http1.1 and --http2-only exclude each other") }
     }
 
     func run() async throws {
@@ -114,6 +121,7 @@ struct RequestCommand: AsyncParsableCommand {
             configuration.connection.connectTimeout = min(configuration.connection.connectTimeout, .milliseconds(Int(timeout * 1000)))
         }
         if follow { configuration.redirects = .follow(maxRedirects: maxRedirects ?? 30) }
+        configuration.httpVersion = http1 ? .http1Only : http2Only ? .http2Only : .automatic
         configuration.decompression = noDecompress ? .disabled : .enabled
         if let proxy { configuration.proxy = try HTTPProxy(url: proxy) }
         configuration.proxyFromEnvironment = proxyFromEnvironment
@@ -335,6 +343,8 @@ func describe(_ error: any Error, url: String) -> String {
     case let error as HTTP2Error where error.code == .streamReset:
         let (id, code) = (error.streamID ?? 0, error.errorCode ?? .noError)
         return "the stream (\(id)) was reset \(error.byPeer ? "by the server" : "locally") with \(code)"
+    case let error as HTTP2Error where error.code == .peerSpeaksHTTP1:
+        return "\(error) (try --http1.1)"
     case let error as HTTP2Error:
         return error.description
     case let error as TLSError:

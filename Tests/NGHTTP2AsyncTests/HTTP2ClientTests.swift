@@ -129,7 +129,9 @@ struct HTTP2ClientTests {
         for _ in 0..<2_000 where client.pool(ifExists: origin)?.hasConnections == true { try await Task.sleep(for: .milliseconds(5)) }
         let opened = client.connectionsOpened(to: url)
         #expect(try await client.get("\(url)/2").text() == "/2")
-        #expect(client.connectionsOpened(to: url) == opened + 1, "the pool noticed the close and opened a new one")
+        // At least one: under a loaded machine the new connection may itself idle out before the request's stream
+        // opens (a retry-safe failure, retried on yet another connection).
+        #expect(client.connectionsOpened(to: url) >= opened + 1, "the pool noticed the close and opened a new one")
         await client.shutdown()
         await server.close()
     }

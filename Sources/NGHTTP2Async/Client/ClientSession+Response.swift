@@ -12,7 +12,8 @@ extension ClientSession {
         public let head: HTTPResponse
         /// The body, read as it arrives.
         public let body: StreamReader
-        /// The stream the response came on.
+        /// The stream the response came on; over HTTP/1.1 (an ``HTTP2Client`` connection that negotiated it), the
+        /// connection's request it answered, counted from 1.
         public let streamID: Int32
         /// The 1xx informational responses that came before this one (e.g. 103 Early Hints), in order.
         public var informational: [HTTPResponse] = []

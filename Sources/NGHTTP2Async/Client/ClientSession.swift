@@ -91,8 +91,31 @@ public final class ClientSession: Sendable {
         eventLoopGroup: any EventLoopGroup,
         delegate: (any ConnectionDelegate)?
     ) async throws -> ClientSession {
+        let (channel, negotiated, setup) = try await openChannel(
+            host: host, port: port, configuration: configuration, eventLoopGroup: eventLoopGroup, delegate: delegate, http1: nil)
+        guard case .http2(let connection) = negotiated else {
+            channel.close(promise: nil)
+            throw TLSError.alpnMismatch(offered: setup.tls?.applicationProtocols ?? [], negotiated: ApplicationProtocol.http1.rawValue)
+        }
+        let scheme = setup.tls == nil ? "http" : "https"
+        let defaultPort = setup.tls == nil ? 80 : 443
+        let bracketed = host.contains(":") ? "[\(host)]" : host
+        let authority = port == defaultPort ? bracketed : "\(bracketed):\(port)"
+        return ClientSession(scheme: scheme, authority: authority, channel: channel, connection: connection)
+    }
+
+    /// Opens a connection's channel (TCP, the proxy's tunnel, TLS) and waits for its protocol: HTTP/2, or, with
+    /// `http1` set, HTTP/1.1 when ALPN says so (or says nothing), or always over cleartext when it asks.
+    static func openChannel(
+        host: String,
+        port: Int,
+        configuration: Configuration,
+        eventLoopGroup: any EventLoopGroup,
+        delegate: (any ConnectionDelegate)?,
+        http1: HTTP1ClientOptions?
+    ) async throws -> (any Channel, NegotiatedConnection, ChannelSetup) {
         let connectionConfiguration = configuration.connectionConfiguration
-        let setup = ChannelSetup(
+        var setup = ChannelSetup(
             tls: try configuration.tls.map { try TLSContext(configuration: $0) },
             role: .client,
             serverHostname: host,
@@ -104,33 +127,32 @@ public final class ClientSession: Sendable {
                 try ConnectionHandler(role: .client, configuration: connectionConfiguration, delegate: delegate)
             }
         )
+        if let http1 {
+            let limits = HTTP1ClientStateMachine.Limits(idle: configuration.idleTimeout, bodyBuffer: Int(configuration.streamWindowSize))
+            let (watermark, logger) = (configuration.bodyHighWatermark, configuration.logger)
+            setup.makeHTTP1ClientHandler = { [delegate = http1.delegate] in
+                HTTP1ClientHandler(limits: limits, bodyHighWatermark: watermark, logger: logger, delegate: delegate)
+            }
+            setup.cleartextHTTP1 = http1.cleartext
+        }
         let bootstrap = ClientBootstrap(group: eventLoopGroup)
             .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.recvAllocator, value: ConnectionHandler.receiveAllocator)
         let (channel, negotiation): (any Channel, EventLoopFuture<NegotiatedConnection>)
         do {
             let peer = configuration.proxy.map { (host: $0.host, port: $0.port) } ?? (host: host, port: port)
-            (channel, negotiation) = try await bootstrap.connect(host: peer.host, port: peer.port) { channel in
+            (channel, negotiation) = try await bootstrap.connect(host: peer.host, port: peer.port) { [setup] channel in
                 channel.eventLoop.makeCompletedFuture { (channel, try setup.configure(channel)) }
             }
         } catch ChannelError.connectTimeout {
             throw HTTP2Error.connectTimeout
         }
-        let connection: ConnectionReference
         do {
-            switch try await negotiation.get() {
-            case .http2(let reference): connection = reference
-            case .http1: throw TLSError.alpnMismatch(offered: setup.tls?.applicationProtocols ?? [], negotiated: ApplicationProtocol.http1.rawValue)
-            }
+            return (channel, try await negotiation.get(), setup)
         } catch {
             channel.close(promise: nil)
             throw error
         }
-        let scheme = setup.tls == nil ? "http" : "https"
-        let defaultPort = setup.tls == nil ? 80 : 443
-        let bracketed = host.contains(":") ? "[\(host)]" : host
-        let authority = port == defaultPort ? bracketed : "\(bracketed):\(port)"
-        return ClientSession(scheme: scheme, authority: authority, channel: channel, connection: connection)
     }
 
     /// Sends a request and waits for its response head.

@@ -19,6 +19,11 @@ extension HTTP2Client {
         /// pool open another. Default 8.
         public var maxConnectionsPerOrigin = 8
 
+        /// Which HTTP versions are spoken: over TLS, ALPN offers `h2` and `http/1.1` and the server picks; over
+        /// cleartext, HTTP/2 with prior knowledge. Default ``HTTP2Client/HTTPVersionPolicy/automatic``. It sets the
+        /// ALPN list of ``connection``'s TLS configuration.
+        public var httpVersion = HTTPVersionPolicy.automatic
+
         /// When requests are sent again. Default: up to 4 attempts for requests the server did not process.
         public var retry = RetryPolicy()
 

@@ -224,7 +224,6 @@ public final class HTTP2Client: Sendable {
         observation: RequestObservation?
     ) async throws -> Response {
         let origin = try OriginPool.Origin(request)
-        let fields = request.http2Fields
         var attempts = 0
         while true {
             attempts += 1
@@ -234,7 +233,9 @@ public final class HTTP2Client: Sendable {
                 let lease = try await pool.lease(isRetry: attempts > 1, deadline: deadline)
                 do {
                     let timeouts = deadline == nil && configuration.readTimeout == nil ? nil : StreamTimeouts(deadline: deadline, read: configuration.readTimeout)
-                    return try await lease.connection.sendRequest(fields, body: body, cancellation: cancellation, timeouts: timeouts).response
+                    return try await lease.connection.sendRequest(
+                        request, fields: request.http2Fields, body: body, cancellation: cancellation, timeouts: timeouts
+                    ).response
                 } catch {
                     if !cancellation.hasStarted { pool.requestNotStarted(lease) }
                     throw error
@@ -273,6 +274,7 @@ public final class HTTP2Client: Sendable {
             let pool = OriginPool(
                 origin: origin,
                 configuration: connectionConfiguration(for: origin),
+                httpVersion: configuration.httpVersion,
                 limits: .init(maxConnections: max(1, configuration.maxConnectionsPerOrigin)),
                 eventLoopGroup: eventLoopGroup
             )
@@ -286,6 +288,7 @@ public final class HTTP2Client: Sendable {
         var connection = configuration.connection
         if origin.scheme == "https" {
             if connection.tls == nil { connection.tls = .makeClientConfiguration() }
+            connection.tls?.applicationProtocols = configuration.httpVersion.applicationProtocols
         } else {
             connection.tls = nil
         }

@@ -14,6 +14,8 @@ enum NegotiatedConnection: Sendable {
     case http2(ConnectionReference)
     /// Server: an HTTP/1.1 connection (``HTTP1ServerHandler``).
     case http1
+    /// Client: an HTTP/1.1 connection, with the handle to send requests on it.
+    case http1Client(HTTP1ClientConnection)
 }
 
 /// How a connection's channel is built, for clients and servers alike:
@@ -49,6 +51,14 @@ struct ChannelSetup: Sendable {
     var makeHTTP1Handler: (@Sendable (_ overTLS: Bool) -> HTTP1ServerHandler)? = nil
     /// Server, cleartext with HTTP/1.1: how long the first bytes may take to tell the protocol.
     var sniffTimeout: Duration? = nil
+    /// Client: makes the HTTP/1.1 handler when the server picks `http/1.1` by ALPN, or picks nothing (RFC 7301 §3.2:
+    /// a server that ignores ALPN speaks HTTP/1.1); `nil` speaks HTTP/2 only.
+    var makeHTTP1ClientHandler: (@Sendable () -> HTTP1ClientHandler)? = nil
+    /// Client, cleartext: HTTP/1.1 rather than HTTP/2 with prior knowledge.
+    var cleartextHTTP1 = false
+
+    /// The protocol of a cleartext connection that does not sniff (every client's, and an HTTP/2-only server's).
+    private var cleartextProtocol: ApplicationProtocol { cleartextHTTP1 && makeHTTP1ClientHandler != nil ? .http1 : .http2 }
 
     /// Adds the stages to `channel` (call it on the channel's event loop, e.g. from a channel initializer). The
     /// future succeeds once the protocol's handler is in place.
@@ -68,7 +78,7 @@ struct ChannelSetup: Sendable {
         }
         guard tls != nil else {
             guard makeHTTP1Handler != nil else {
-                return channel.eventLoop.makeSucceededFuture(try install(.http2, in: pipeline, after: nil))
+                return channel.eventLoop.makeSucceededFuture(try install(cleartextProtocol, in: pipeline, after: nil))
             }
             let promise = channel.eventLoop.makePromise(of: NegotiatedConnection.self)
             try pipeline.addHandler(CleartextProtocolSniffer(promise: promise, timeout: sniffTimeout) { [self] found, sniffer in
@@ -89,9 +99,10 @@ struct ChannelSetup: Sendable {
         handshakeTimeout: Duration
     ) throws -> NegotiatedConnection? {
         let pipeline = channel.pipeline.syncOperations
-        guard let tls else { return try install(.http2, in: pipeline, after: nil) }
+        guard let tls else { return try install(cleartextProtocol, in: pipeline, after: nil) }
         try pipeline.addHandler(TLSHandler(context: tls, role: role, serverHostname: serverHostname, handshakeTimeout: handshakeTimeout))
-        try pipeline.addHandler(ProtocolNegotiationHandler(promise: promise) { [self] negotiated, negotiation in
+        let fallback: ApplicationProtocol? = makeHTTP1ClientHandler != nil ? .http1 : nil
+        try pipeline.addHandler(ProtocolNegotiationHandler(promise: promise, fallback: fallback) { [self] negotiated, negotiation in
             try install(negotiated, in: channel.pipeline.syncOperations, after: negotiation)
         })
         return nil
@@ -109,6 +120,18 @@ struct ChannelSetup: Sendable {
             guard let reference = handler.reference else { throw HTTP2Error.sessionClosed }
             return .http2(reference)
         case .http1:
+            if let makeHTTP1ClientHandler {
+                let handler = makeHTTP1ClientHandler()
+                // The decoder sees each request go out (a HEAD response has no body) and hands up 1xx heads.
+                let handlers: [any ChannelHandler] = [
+                    HTTPRequestEncoder(),
+                    ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)),
+                    handler,
+                ]
+                try add(handlers, to: pipeline, after: previous)
+                guard let connection = handler.connection else { throw HTTP2Error.sessionClosed }
+                return .http1Client(connection)
+            }
             guard let makeHTTP1Handler else {
                 throw TLSError.alpnMismatch(offered: [], negotiated: ApplicationProtocol.http1.rawValue)
             }
@@ -118,12 +141,16 @@ struct ChannelSetup: Sendable {
                 HTTPResponseEncoder(),
                 makeHTTP1Handler(tls != nil),
             ]
-            if let previous {
-                for handler in handlers.reversed() { try pipeline.addHandler(handler, position: .after(previous)) }
-            } else {
-                try pipeline.addHandlers(handlers)
-            }
+            try add(handlers, to: pipeline, after: previous)
             return .http1
+        }
+    }
+
+    private func add(_ handlers: [any ChannelHandler], to pipeline: ChannelPipeline.SynchronousOperations, after previous: (any ChannelHandler)?) throws {
+        if let previous {
+            for handler in handlers.reversed() { try pipeline.addHandler(handler, position: .after(previous)) }
+        } else {
+            try pipeline.addHandlers(handlers)
         }
     }
 }

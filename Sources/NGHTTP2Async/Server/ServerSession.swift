@@ -81,7 +81,7 @@ public final class ServerSession: Sendable {
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelOption(.recvAllocator, value: ConnectionHandler.receiveAllocator)
-            .childChannelInitializer { channel in
+            .childChannelInitializer { [setup] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try setup.configure(channel).whenFailure { error in
                         logger.debug("connection from \(channel.remoteAddress.map { "\($0)" } ?? "?") not set up: \(error)")

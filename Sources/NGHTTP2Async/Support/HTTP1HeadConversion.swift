@@ -1,6 +1,7 @@
 import NIOHTTP1
 import NIOCore
 import HTTPTypes
+import NGHTTP2
 
 /// Whether an HTTP/1.1 field only concerns the connection it came on, and is not part of the request the handler
 /// sees ([RFC 9110 §7.6.1](https://www.rfc-editor.org/rfc/rfc9110.html#section-7.6.1)): the handler gets the same
@@ -74,6 +75,38 @@ extension HTTPResponse {
             status: HTTPResponseStatus(statusCode: status.code, reasonPhrase: status.reasonPhrase),
             headers: headers
         )
+    }
+}
+
+extension HTTPRequest {
+    /// The head a client writes over HTTP/1.1 (RFC 9112 §3): the target is the path (the authority for CONNECT),
+    /// `Host` comes first from the authority (RFC 9112 §3.2), and the body is framed by `content-length` when its length
+    /// is known (`bodyLength`) or the request carries one, otherwise by chunked coding (`Transfer-Encoding`, added by
+    /// NIO's encoder). A request without a body to a method that defines one (POST, PUT, PATCH) says `content-length: 0`.
+    func http1Head(bodyLength: Int?) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(headerFields.count + 2)
+        if let authority { headers.add(name: "host", value: authority) }
+        for field in headerFields where field.name != .contentLength || bodyLength == nil {
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        if let bodyLength, bodyLength > 0 || method == .post || method == .put || method == .patch {
+            headers.add(name: "content-length", value: String(bodyLength))
+        }
+        let target = method == .connect ? (authority ?? "") : (path ?? "/")
+        return HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method.rawValue), uri: target, headers: headers)
+    }
+}
+
+extension HTTPHeaders {
+    /// A received response head's fields as a field block, without those that only concern the connection
+    /// ([RFC 9110 §7.6.1](https://www.rfc-editor.org/rfc/rfc9110.html#section-7.6.1)): the application sees the same
+    /// fields over HTTP/1.1 as over HTTP/2.
+    var responseFieldBlock: [HeaderField] {
+        var fields: [HeaderField] = []
+        fields.reserveCapacity(count)
+        for (name, value) in self where !isHopByHop(name) { fields.append(HeaderField(name.lowercased(), value)) }
+        return fields
     }
 }
 

@@ -23,7 +23,7 @@ final class OriginPool: Sendable {
     /// A connection a request may use, counted as pending in the pool until the request's stream opens there (or
     /// ``OriginPool/requestNotStarted(_:)`` says it will not).
     struct Lease: Sendable {
-        let connection: ConnectionReference
+        let connection: PooledTransport
         let id: StateMachine.ConnectionID
     }
 
@@ -35,7 +35,7 @@ final class OriginPool: Sendable {
     private struct State {
         var machine: StateMachine
         var waiters: [StateMachine.RequestID: Waiter] = [:]
-        var connections: [StateMachine.ConnectionID: ConnectionReference] = [:]
+        var connections: [StateMachine.ConnectionID: PooledTransport] = [:]
         var timer: (at: StateMachine.Instant, task: Scheduled<Void>)?
         var shutDownWaiters: [CheckedContinuation<Void, Never>] = []
         var isShutDown = false
@@ -48,19 +48,27 @@ final class OriginPool: Sendable {
         var resume: [(CheckedContinuation<Lease, any Error>, Result<Lease, any Error>)] = []
         var cancelDeadlines: [Scheduled<Void>] = []
         var connect: [StateMachine.ConnectionID] = []
-        var close: [ConnectionReference] = []
+        var close: [PooledTransport] = []
         var arm: StateMachine.Instant?
         var shutDown: [CheckedContinuation<Void, Never>] = []
     }
 
     let origin: Origin
     private let configuration: ClientSession.Configuration
+    private let httpVersion: HTTP2Client.HTTPVersionPolicy
     private let eventLoopGroup: any EventLoopGroup
     private let state: LockedState<State>
 
-    init(origin: Origin, configuration: ClientSession.Configuration, limits: StateMachine.Limits, eventLoopGroup: any EventLoopGroup) {
+    init(
+        origin: Origin,
+        configuration: ClientSession.Configuration,
+        httpVersion: HTTP2Client.HTTPVersionPolicy = .http2Only,
+        limits: StateMachine.Limits,
+        eventLoopGroup: any EventLoopGroup
+    ) {
         self.origin = origin
         self.configuration = configuration
+        self.httpVersion = httpVersion
         self.eventLoopGroup = eventLoopGroup
         self.state = LockedState(State(machine: StateMachine(limits: limits)))
     }
@@ -151,14 +159,16 @@ final class OriginPool: Sendable {
         // on its own event loop when it starts (a task scheduled from here could meet a loop already shut down).
         let deadline = NIODeadline.now() + TimeAmount(configuration.connectTimeout)
         let delegate = PooledConnection(pool: self, id: id, connectDeadline: deadline)
+        let http1 = httpVersion.allowsHTTP1 ? HTTP1ClientOptions(cleartext: httpVersion.cleartextIsHTTP1, delegate: delegate) : nil
         Task { [origin, configuration, eventLoopGroup] in
             do {
-                _ = try await ClientSession.connect(
+                _ = try await ClientSession.openChannel(
                     host: origin.host,
                     port: origin.port,
                     configuration: configuration,
                     eventLoopGroup: eventLoopGroup,
-                    delegate: delegate
+                    delegate: delegate,
+                    http1: http1
                 )
             } catch {
                 configuration.logger.debug("\(origin): connect failed: \(error)")
@@ -168,17 +178,17 @@ final class OriginPool: Sendable {
     }
 
     /// The connect timeout passed: a connection still waiting for the server's SETTINGS is given up.
-    private func connectDeadlinePassed(_ id: StateMachine.ConnectionID, connection: ConnectionReference) {
+    private func connectDeadlinePassed(_ id: StateMachine.ConnectionID, connection: PooledTransport) {
         let connecting = state.withLock { state in
             state.machine.connections.contains { $0.id == id && $0.state == .connecting }
         }
         guard connecting else { return }
         configuration.logger.debug("\(origin): no SETTINGS within \(configuration.connectTimeout)")
         event { $0.connectFailed(id, error: HTTP2Error.connectTimeout, now: Self.now) }
-        connection.execute { $0.terminate(.noError) }
+        connection.terminate()
     }
 
-    fileprivate func connectionStarted(_ connection: ConnectionReference, id: StateMachine.ConnectionID, connectDeadline: NIODeadline) {
+    fileprivate func connectionStarted(_ connection: PooledTransport, id: StateMachine.ConnectionID, connectDeadline: NIODeadline) {
         state.withLock { $0.connections[id] = connection }
         connection.eventLoop.scheduleTask(deadline: connectDeadline) { [self] in
             connectDeadlinePassed(id, connection: connection)
@@ -249,11 +259,7 @@ final class OriginPool: Sendable {
     private func perform(_ effects: Effects) {
         for deadline in effects.cancelDeadlines { deadline.cancel() }
         for (continuation, result) in effects.resume { continuation.resume(with: result) }
-        // Always a hop: an event may come from inside a libnghttp2 callback, where starting a shutdown would re-enter
-        // the session.
-        for connection in effects.close {
-            connection.eventLoop.execute { [handler = connection.handler] in handler.value.beginGracefulShutdown() }
-        }
+        for connection in effects.close { connection.beginGracefulShutdown() }
         for id in effects.connect { connect(id) }
         if let at = effects.arm {
             let deadline = NIODeadline.uptimeNanoseconds(UInt64(max(0, TimeAmount(at).nanoseconds)))
@@ -277,7 +283,7 @@ private enum RequestIDs {
 }
 
 /// Hears one pooled connection's events for its pool.
-private final class PooledConnection: ConnectionDelegate {
+private final class PooledConnection: ConnectionDelegate, HTTP1ClientDelegate {
     weak let pool: OriginPool?
     let id: OriginPool.StateMachine.ConnectionID
     let connectDeadline: NIODeadline
@@ -291,11 +297,20 @@ private final class PooledConnection: ConnectionDelegate {
     var observesStreams: Bool { true }
 
     func connectionStarted(_ connection: ConnectionReference) -> Bool {
-        pool?.connectionStarted(connection, id: id, connectDeadline: connectDeadline)
+        pool?.connectionStarted(.http2(connection), id: id, connectDeadline: connectDeadline)
         return pool != nil
     }
 
     func connection(_ connection: ConnectionReference, emitted event: ConnectionEvent) {
+        pool?.connection(id, emitted: event)
+    }
+
+    func http1Started(_ connection: HTTP1ClientConnection) -> Bool {
+        pool?.connectionStarted(.http1(connection), id: id, connectDeadline: connectDeadline)
+        return pool != nil
+    }
+
+    func http1Connection(_ connection: HTTP1ClientConnection, emitted event: ConnectionEvent) {
         pool?.connection(id, emitted: event)
     }
 }

@@ -1,0 +1,405 @@
+import NIOCore
+import NIOHTTP1
+import HTTPTypes
+import Logging
+import NGHTTP2
+
+/// Sends requests over HTTP/1.1 (RFC 9112) on one connection, one at a time with keep-alive, and delivers responses
+/// through the same ``StreamReader`` and ``BodyWriter`` as HTTP/2: a thin shell around ``HTTP1ClientStateMachine``.
+///
+/// It sits after `HTTPRequestEncoder` and `ByteToMessageHandler(HTTPResponseDecoder)` (which sees the requests go
+/// out, so a HEAD response is known to have no body), and holds `read()` back while the response body's reader holds
+/// a full buffer: the server's TCP window then closes, which is HTTP/1.1's back-pressure.
+final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    /// The exchange in flight, as the event loop knows it.
+    private struct Current {
+        let id: Int32
+        var continuation: FastContinuation<ReceivedResponse, any Error>?
+        var reader: StreamReader.Storage?
+        var gate: WriterGate?
+        var informational: [HTTPResponse] = []
+        var timeouts: StreamTimeouts?
+
+        /// Whether the request's body was written to its end (no writer left).
+        var isRequestDone: Bool { gate == nil }
+    }
+
+    private let limits: HTTP1ClientStateMachine.Limits
+    /// Held strongly, as by ``ConnectionHandler``: a pool's delegate holds its pool weakly, and nothing else holds it.
+    private let delegate: (any HTTP1ClientDelegate)?
+    private let bodyHighWatermark: Int
+    private var machine: HTTP1ClientStateMachine
+    private var context: ChannelHandlerContext?
+    private(set) var connection: HTTP1ClientConnection?
+    private var current: Current?
+    private var readerToWake: StreamReader.Storage?
+    private var isReading = false
+    private var needsFlush = false
+    private var pendingRead = false
+    private var announcedReady = false
+    private var timer = DeadlineTimer()
+    private var logger: Logger
+
+    init(limits: HTTP1ClientStateMachine.Limits, bodyHighWatermark: Int, logger: Logger, delegate: (any HTTP1ClientDelegate)?) {
+        self.limits = limits
+        self.bodyHighWatermark = bodyHighWatermark
+        self.logger = logger
+        self.delegate = delegate
+        self.machine = HTTP1ClientStateMachine(limits: limits, now: .zero)
+    }
+
+    private var now: HTTP1ClientStateMachine.Instant {
+        .nanoseconds(Int64((context?.eventLoop.now ?? .now()).uptimeNanoseconds))
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        logger[metadataKey: "h2.protocol"] = "http/1.1"
+        let connection = HTTP1ClientConnection(self, eventLoop: context.eventLoop)
+        self.connection = connection
+        machine = HTTP1ClientStateMachine(limits: limits, now: now)
+        if context.channel.isActive { becameReady() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        becameReady()
+        context.fireChannelActive()
+    }
+
+    /// The connection can take its first request: the pool hears it started, with room for one.
+    private func becameReady() {
+        guard !announcedReady, machine.state != .closed, let connection, let context else { return }
+        if let delegate, !delegate.http1Started(connection) {
+            machine.closed()
+            context.close(promise: nil)
+            return
+        }
+        announcedReady = true
+        logger.debug("HTTP/1.1 connection ready")
+        delegate?.http1Connection(connection, emitted: .ready(maxConcurrentStreams: 1))
+        armTimer()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        ended(nil)
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ended(nil)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let failure: any Error =
+            error is HTTPParserError ? HTTP2Error.malformedMessage("an HTTP/1.1 response that does not parse: \(error)") : error
+        logger.debug("HTTP/1.1 connection error: \(error)")
+        ended(failure)
+        context.close(promise: nil)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if machine.shouldRead {
+            context.read()
+        } else {
+            pendingRead = true
+        }
+    }
+
+    private func resumeReading() {
+        guard pendingRead, machine.shouldRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        isReading = true
+        switch unwrapInboundIn(data) {
+        case .head(let head): responseHeadReceived(head)
+        case .body(let buffer): responseBodyReceived(buffer)
+        case .end(let trailers): responseEnded(trailers)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        isReading = false
+        if let reader = readerToWake {
+            readerToWake = nil
+            let taken = reader.wake()
+            if taken > 0, machine.bodyTaken(taken) { resumeReading() }
+        }
+        flushIfNeeded()
+        context.fireChannelReadComplete()
+    }
+
+    // MARK: Requests (via HTTP1ClientConnection)
+
+    func startRequest(_ request: PendingHTTP1Request) {
+        guard let context, let connection, context.channel.isActive, announcedReady else {
+            return refuse(request, HTTP2Error.notProcessed(streamID: 0, detail: "the HTTP/1.1 connection is closed"))
+        }
+        guard !request.cancellation.isCancelled else { return refuse(request, CancellationError()) }
+        let bodyLength: Int? =
+            switch request.body.storage {
+            case .empty: 0
+            case .bytes(let buffer, let trailers): trailers == nil ? buffer.readableBytes : nil
+            case .text(let text, let trailers): trailers == nil ? text.utf8.count : nil
+            case .writer: nil
+            }
+        let head = request.request.http1Head(bodyLength: bodyLength)
+        let deadline = request.timeouts?.deadline.map { HTTP1ClientStateMachine.Instant.nanoseconds(Int64($0.at.uptimeNanoseconds)) }
+        guard let id = machine.requestStarted(keepAlive: head.isKeepAlive, deadline: deadline, readTimeout: request.timeouts?.read, now: now) else {
+            return refuse(request, HTTP2Error.notProcessed(streamID: 0, detail: "the HTTP/1.1 connection is busy or closing"))
+        }
+        guard request.cancellation.started(id) else {
+            // Cancelled just now, before anything went out: the connection stays as it was.
+            machine.closed()
+            refuse(request, CancellationError())
+            return close()
+        }
+        current = Current(id: id, continuation: request.continuation, timeouts: request.timeouts)
+        delegate?.http1Connection(connection, emitted: .streamOpened(openStreams: 1))
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        switch request.body.storage {
+        case .empty:
+            endRequest(trailers: nil)
+        case .bytes(let buffer, let trailers):
+            if buffer.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil) }
+            endRequest(trailers: trailers)
+        case .text(let text, let trailers):
+            if !text.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil) }
+            endRequest(trailers: trailers)
+        case .writer:
+            let gate = WriterGate(highWatermark: bodyHighWatermark)
+            current?.gate = gate
+            request.writer?.succeed(OutboundBody.Reference(streamID: id, gate: gate, transport: connection))
+        }
+        flush()
+        armTimer()
+    }
+
+    private func refuse(_ request: PendingHTTP1Request, _ error: any Error) {
+        request.writer?.fail(error)
+        request.continuation.resume(throwing: error)
+    }
+
+    private func endRequest(trailers: HTTPFields?) {
+        context?.write(wrapOutboundOut(.end(trailers?.http1Headers)), promise: nil)
+        needsFlush = true
+        step(machine.requestEnded(now: now))
+    }
+
+    func writeBody(_ chunk: ByteBuffer, exchange id: Int32) {
+        guard let current, current.id == id, let gate = current.gate, let context else { return }
+        let count = chunk.readableBytes
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { result in
+            switch result {
+            case .success: gate.drained(count)
+            case .failure(let error): gate.fail(error)
+            }
+        }
+        context.write(wrapOutboundOut(.body(.byteBuffer(chunk))), promise: promise)
+        flushSoon()
+    }
+
+    func finishBody(exchange id: Int32, trailers: HTTPFields?) {
+        guard let current, current.id == id, current.gate != nil else { return }
+        self.current?.gate = nil
+        endRequest(trailers: trailers)
+        flushIfNeeded()
+    }
+
+    // MARK: Responses
+
+    private func responseHeadReceived(_ head: HTTPResponseHead) {
+        guard let connection, var exchange = current else { return }
+        let status = HTTPResponse.Status(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase)
+        if status.kind == .informational {
+            machine.bytesReceived(now: now)
+            exchange.informational.append(HTTPResponse(status: status, headerFields: HTTPFields(http2Fields: head.headers.responseFieldBlock)))
+            current = exchange
+            return
+        }
+        machine.responseHeadReceived(keepAlive: head.isKeepAlive, now: now)
+        let reader = StreamReader.Storage(streamID: exchange.id, connection: connection)
+        exchange.reader = reader
+        let continuation = exchange.continuation
+        exchange.continuation = nil
+        current = exchange
+        continuation?.resume(
+            returning: ReceivedResponse(
+                status: status, fields: head.headers.responseFieldBlock, body: StreamReader(storage: reader),
+                streamID: exchange.id, informational: exchange.informational)
+        )
+    }
+
+    private func responseBodyReceived(_ buffer: ByteBuffer) {
+        guard let reader = current?.reader else { return }
+        machine.bytesReceived(buffer.readableBytes, now: now)
+        let action = buffer.withUnsafeReadableBytes { reader.receive($0) }
+        switch action {
+        case .wakeReader: readerToWake = reader
+        case .buffered: break
+        case .discard: _ = machine.bodyTaken(buffer.readableBytes)
+        }
+    }
+
+    private func responseEnded(_ trailers: HTTPHeaders?) {
+        guard let exchange = current else { return }
+        // The pool learns that the connection is free before the application learns that the body ended: the
+        // request the application sends next then finds the connection free rather than open another.
+        let step = machine.responseEnded(now: now)
+        if step == .close, !exchange.isRequestDone {
+            exchange.gate?.fail(HTTP2Error.connectionClosed(errorCode: nil, detail: "the server answered before the request body ended"))
+        }
+        self.step(step)
+        if let reader = exchange.reader {
+            // A reader still to wake gets the end with its bytes.
+            reader.finish(trailers: trailers?.httpFields)
+        } else if let continuation = exchange.continuation {
+            // Only informational heads came (NIO ends them so): not a response.
+            continuation.resume(throwing: HTTP2Error.malformedMessage("the HTTP/1.1 response ended without a final status"))
+        }
+    }
+
+    /// An exchange finished (or not): the next request may come, or the connection closes.
+    private func step(_ step: HTTP1ClientStateMachine.Step) {
+        guard step != .none, let connection else { return }
+        current = nil
+        if step == .close {
+            // No more requests here: the pool must not send another before the close arrives.
+            delegate?.http1Connection(connection, emitted: .goAwayReceived(lastStreamID: .max, errorCode: .noError))
+        }
+        delegate?.http1Connection(connection, emitted: .streamClosed(openStreams: 0))
+        if step == .close {
+            flushAndClose()
+        } else {
+            armTimer()
+        }
+    }
+
+    // MARK: From readers (via HTTP1ClientConnection)
+
+    func bodyTaken(from reader: StreamReader.Storage) {
+        let taken = reader.takeCredit()
+        guard taken > 0 else { return }
+        if machine.bodyTaken(taken) { resumeReading() }
+    }
+
+    func readerDropped(exchange id: Int32, unread: Int, cancel: Bool) {
+        guard current?.id == id else { return }
+        if cancel { return self.cancel(exchange: id, error: CancellationError()) }
+        if machine.bodyTaken(unread) { resumeReading() }
+    }
+
+    /// The application cancelled the exchange (or its body's producer failed): HTTP/1.1 has no way to end one
+    /// exchange but to close the connection.
+    func cancel(exchange id: Int32, error: any Error) {
+        guard current?.id == id else { return }
+        logger.debug("exchange \(id) cancelled: \(error); closing the HTTP/1.1 connection")
+        fail(error)
+        machine.closed()
+        flushAndClose()
+    }
+
+    // MARK: Lifecycle
+
+    func beginGracefulShutdown() {
+        if machine.beginClosing() { close() }
+    }
+
+    private func armTimer() {
+        guard let next = machine.nextDeadline, timer.needsTask(for: next), let context else { return }
+        timer.arm(at: next, now: now, on: context.eventLoop) { [self] in
+            timer.fired()
+            deadlineReached()
+        }
+    }
+
+    private func deadlineReached() {
+        switch machine.deadlineReached(now: now) {
+        case .none:
+            armTimer()
+        case .closeIdle:
+            logger.debug("HTTP/1.1 connection idle; closing")
+            close()
+        case .requestTimeout:
+            let given = current?.timeouts?.deadline?.given ?? .zero
+            logger.debug("exchange \(current?.id ?? 0): the request's deadline passed")
+            fail(HTTP2Error.requestTimeout(given))
+            close()
+        case .readTimeout(let read):
+            logger.debug("exchange \(current?.id ?? 0): nothing received for \(read)")
+            fail(HTTP2Error.readTimeout(read))
+            close()
+        }
+    }
+
+    func close() {
+        machine.closed()
+        context?.close(promise: nil)
+    }
+
+    private func flushAndClose() {
+        machine.closed()
+        guard let context else { return }
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer()))), promise: promise)
+        needsFlush = false
+        promise.futureResult.assumeIsolated().whenComplete { [context] _ in context.close(promise: nil) }
+    }
+
+    /// The exchange in flight (if any) fails with `error`: its response (if not here yet), its body, its writer.
+    private func fail(_ error: any Error) {
+        guard let exchange = current else { return }
+        current = nil
+        exchange.continuation?.resume(throwing: error)
+        _ = exchange.reader?.fail(error)
+        exchange.gate?.fail(error)
+    }
+
+    private func ended(_ error: (any Error)?) {
+        guard machine.state != .closed || current != nil || announcedReady else { return }
+        machine.closed()
+        timer.cancel()
+        fail(error ?? HTTP2Error.connectionClosed(errorCode: nil, detail: "the server closed the HTTP/1.1 connection"))
+        if announcedReady, let connection {
+            announcedReady = false
+            delegate?.http1Connection(connection, emitted: .closed(error))
+        }
+    }
+
+    // MARK: Output
+
+    private func flushIfNeeded() {
+        guard needsFlush, !isReading, let context else { return }
+        needsFlush = false
+        context.flush()
+    }
+
+    private func flush() {
+        needsFlush = false
+        context?.flush()
+    }
+
+    /// Flushes at the end of this read burst, or of this event-loop tick.
+    private func flushSoon() {
+        if isReading {
+            needsFlush = true
+            return
+        }
+        guard !needsFlush, let context else { return }
+        needsFlush = true
+        context.eventLoop.assumeIsolated().execute { [self] in flushIfNeeded() }
+    }
+}
+
+@available(*, unavailable)
+extension HTTP1ClientHandler: Sendable {}
