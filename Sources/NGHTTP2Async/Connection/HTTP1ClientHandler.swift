@@ -89,6 +89,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         ended(nil)
         self.context = nil
+        // The connection handle holds this handler: dropping it here ends that cycle (LeakSanitizer found it).
+        self.connection = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {

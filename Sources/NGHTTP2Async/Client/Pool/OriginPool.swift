@@ -178,11 +178,12 @@ final class OriginPool: Sendable {
     }
 
     /// The connect timeout passed: a connection still waiting for the server's SETTINGS is given up.
-    private func connectDeadlinePassed(_ id: StateMachine.ConnectionID, connection: PooledTransport) {
-        let connecting = state.withLock { state in
-            state.machine.connections.contains { $0.id == id && $0.state == .connecting }
+    private func connectDeadlinePassed(_ id: StateMachine.ConnectionID) {
+        let connecting: PooledTransport? = state.withLock { state in
+            guard state.machine.connections.contains(where: { $0.id == id && $0.state == .connecting }) else { return nil }
+            return state.connections[id]
         }
-        guard connecting else { return }
+        guard let connection = connecting else { return }
         configuration.logger.debug("\(origin): no SETTINGS within \(configuration.connectTimeout)")
         event { $0.connectFailed(id, error: HTTP2Error.connectTimeout, now: Self.now) }
         connection.terminate()
@@ -190,8 +191,9 @@ final class OriginPool: Sendable {
 
     fileprivate func connectionStarted(_ connection: PooledTransport, id: StateMachine.ConnectionID, connectDeadline: NIODeadline) {
         state.withLock { $0.connections[id] = connection }
-        connection.eventLoop.scheduleTask(deadline: connectDeadline) { [self] in
-            connectDeadlinePassed(id, connection: connection)
+        // Neither the pool nor the connection is kept for the deadline's sake (a closed connection goes at once).
+        connection.eventLoop.scheduleTask(deadline: connectDeadline) { [weak self] in
+            self?.connectDeadlinePassed(id)
         }
     }
 
