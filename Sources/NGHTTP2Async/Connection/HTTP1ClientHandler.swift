@@ -160,8 +160,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return refuse(request, HTTP2Error.notProcessed(streamID: 0, detail: "the HTTP/1.1 connection is busy or closing"))
         }
         guard request.cancellation.started(id) else {
-            // Cancelled just now, before anything went out: the connection stays as it was.
-            machine.closed()
+            // Cancelled just now, after the exchange was counted but before anything went out: the connection closes
+            // (close() marks the machine closed) rather than carry an exchange that never happened.
             refuse(request, CancellationError())
             return close()
         }
@@ -307,7 +307,6 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         guard current?.id == id else { return }
         logger.debug("exchange \(id) cancelled: \(error); closing the HTTP/1.1 connection")
         fail(error)
-        machine.closed()
         flushAndClose()
     }
 
