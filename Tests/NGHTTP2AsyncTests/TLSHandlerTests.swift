@@ -356,7 +356,12 @@ struct TLSHandlerTests {
 
         // Plaintext HTTP/2 preface.
         let preface = try await TLSTestClient.connectRaw(port: server.port)
-        try await wait(preface.channel.writeAndFlush(ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")), "the preface write")
+        do {
+            try await wait(preface.channel.writeAndFlush(ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")), "the preface write")
+        } catch let error as ChannelError where error == .alreadyClosed || error == .ioOnClosedChannel {
+            // On a loaded machine the server's 300 ms handshake timeout can close the connection before this write:
+            // closed either way, which is what the step checks.
+        }
         try await preface.observations.waitUntilClosed()
         try await until("the preface error") { server.allErrors.count == 1 }
         guard server.allErrors[0].code == .handshakeFailed, let prefaceReason = server.allErrors[0].reason else {
