@@ -356,12 +356,7 @@ struct TLSHandlerTests {
 
         // Plaintext HTTP/2 preface.
         let preface = try await TLSTestClient.connectRaw(port: server.port)
-        do {
-            try await wait(preface.channel.writeAndFlush(ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")), "the preface write")
-        } catch let error as ChannelError where error == .alreadyClosed || error == .ioOnClosedChannel {
-            // On a loaded machine the server's 300 ms handshake timeout can close the connection before this write:
-            // closed either way, which is what the step checks.
-        }
+        try await writeUnlessClosed(preface.channel, ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "the preface write")
         try await preface.observations.waitUntilClosed()
         try await until("the preface error") { server.allErrors.count == 1 }
         guard server.allErrors[0].code == .handshakeFailed, let prefaceReason = server.allErrors[0].reason else {
@@ -372,7 +367,7 @@ struct TLSHandlerTests {
 
         // Random bytes.
         let random = try await TLSTestClient.connectRaw(port: server.port)
-        try await wait(random.channel.writeAndFlush(ByteBuffer(bytes: payload(4096, seed: 99))), "the random write")
+        try await writeUnlessClosed(random.channel, ByteBuffer(bytes: payload(4096, seed: 99)), "the random write")
         try await random.observations.waitUntilClosed()
         try await until("the random-bytes error") { server.allErrors.count == 2 }
         #expect(server.allErrors[1].code == .handshakeFailed, "\(server.allErrors)")
@@ -517,6 +512,15 @@ private func until(_ what: String, timeout: Duration = .seconds(20), _ condition
 }
 
 /// The result of `future`, polled (a hung future fails the test instead of hanging it).
+/// Writes bad input the server is expected to close the connection on. On a loaded machine the server's 300 ms
+/// handshake timeout can close it before the write: closed either way, which is what the caller checks next.
+private func writeUnlessClosed(_ channel: any Channel, _ buffer: ByteBuffer, _ what: String) async throws {
+    do {
+        try await wait(channel.writeAndFlush(buffer), what)
+    } catch let error as ChannelError where error == .alreadyClosed || error == .ioOnClosedChannel {
+    }
+}
+
 private func wait<T: Sendable>(_ future: EventLoopFuture<T>, _ what: String, timeout: Duration = .seconds(20)) async throws -> T {
     let box = LockedState<Result<T, any Error>?>(nil)
     future.whenComplete { result in box.withLock { $0 = result } }
