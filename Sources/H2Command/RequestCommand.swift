@@ -68,6 +68,12 @@ struct RequestCommand: AsyncParsableCommand {
     @Flag(name: .customLong("http2-only"), help: "Speak HTTP/2 only: over TLS offer ALPN h2 alone (by default http/1.1 is offered too).")
     var http2Only = false
 
+    @Flag(
+        name: [.customShort("u"), .long],
+        help: "For http:// URLs: start in HTTP/1.1 and ask to upgrade to HTTP/2 (h2c, RFC 7540 §3.2), as nghttp -u and curl --http2."
+    )
+    var upgrade = false
+
     @Flag(help: "Take the proxy from https_proxy, http_proxy and no_proxy (as curl does) when --proxy is not given.")
     var proxyFromEnvironment = false
 
@@ -78,7 +84,9 @@ struct RequestCommand: AsyncParsableCommand {
             guard maxRedirects >= 0 else { throw ValidationError("--max-redirects must be 0 or more") }
             guard follow else { throw ValidationError("--max-redirects goes with --follow") }
         }
-        if http1, http2Only { throw ValidationError("--http1.1 and --http2-only exclude each other") }
+        if [http1, http2Only, upgrade].filter({ $0 }).count > 1 {
+            throw ValidationError("--http1.1, --http2-only and --upgrade exclude each other")
+        }
     }
 
     func run() async throws {
@@ -121,7 +129,7 @@ struct RequestCommand: AsyncParsableCommand {
             configuration.connection.connectTimeout = min(configuration.connection.connectTimeout, .milliseconds(Int(timeout * 1000)))
         }
         if follow { configuration.redirects = .follow(maxRedirects: maxRedirects ?? 30) }
-        configuration.httpVersion = http1 ? .http1Only : http2Only ? .http2Only : .automatic
+        configuration.httpVersion = http1 ? .http1Only : http2Only ? .http2Only : upgrade ? .h2cUpgrade : .automatic
         configuration.decompression = noDecompress ? .disabled : .enabled
         if let proxy { configuration.proxy = try HTTPProxy(url: proxy) }
         configuration.proxyFromEnvironment = proxyFromEnvironment

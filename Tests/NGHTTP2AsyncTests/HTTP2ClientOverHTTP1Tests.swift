@@ -9,7 +9,7 @@ import HTTPTypes
 @Suite(.timeLimit(.minutes(3)))
 struct HTTP2ClientOverHTTP1Tests {
     /// An HTTP/1.1-only server: `/` answers "METHOD PATH VERSION host=HOST" with the client's port in
-    /// `x-peer-port`; `/chunked` answers in chunks; `/close` says `Connection: close`; `/slow` waits 3 s; `/delay`
+    /// `x-peer-port` and the request's `Upgrade` (or "-") in `x-saw-upgrade`; `/chunked` answers in chunks; `/close` says `Connection: close`; `/slow` waits 3 s; `/delay`
     /// 0.3 s; `/big/N` sends N bytes; POST echoes the body (chunked or not) and says how it was framed.
     static let script = #"""
     import sys, ssl, time, http.server
@@ -21,6 +21,7 @@ struct HTTP2ClientOverHTTP1Tests {
             for name, value in headers: self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.send_header("X-Peer-Port", str(self.client_address[1]))
+            self.send_header("X-Saw-Upgrade", self.headers.get("Upgrade", "-"))
             self.end_headers()
             if self.command != "HEAD": self.wfile.write(body)
         def do_GET(self):

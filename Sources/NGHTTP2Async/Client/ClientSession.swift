@@ -130,8 +130,16 @@ public final class ClientSession: Sendable {
         if let http1 {
             let limits = HTTP1ClientStateMachine.Limits(idle: configuration.idleTimeout, bodyBuffer: Int(configuration.streamWindowSize))
             let (watermark, logger) = (configuration.bodyHighWatermark, configuration.logger)
+            // Cleartext only: over TLS, ALPN has chosen already.
+            let upgrade = try http1.upgradesToHTTP2 && setup.tls == nil
+                ? H2CUpgradeOffer(settings: connectionConfiguration.settings) { upgraded in
+                    let handler = try ConnectionHandler(role: .client, configuration: connectionConfiguration, delegate: delegate)
+                    handler.clientUpgrade = upgraded
+                    return handler
+                }
+                : nil
             setup.makeHTTP1ClientHandler = { [delegate = http1.delegate] in
-                HTTP1ClientHandler(limits: limits, bodyHighWatermark: watermark, logger: logger, delegate: delegate)
+                HTTP1ClientHandler(limits: limits, bodyHighWatermark: watermark, logger: logger, delegate: delegate, upgrade: upgrade)
             }
             setup.cleartextHTTP1 = http1.cleartext
         }

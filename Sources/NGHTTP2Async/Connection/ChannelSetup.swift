@@ -122,10 +122,12 @@ struct ChannelSetup: Sendable {
         case .http1:
             if let makeHTTP1ClientHandler {
                 let handler = makeHTTP1ClientHandler()
-                // The decoder sees each request go out (a HEAD response has no body) and hands up 1xx heads.
+                // The decoder sees each request go out (a HEAD response has no body) and hands up 1xx heads; after an
+                // h2c 101 it forwards what followed (the server's HTTP/2 SETTINGS) once removed.
+                let leftOver: RemoveAfterUpgradeStrategy = handler.mayUpgrade ? .forwardBytes : .dropBytes
                 let handlers: [any ChannelHandler] = [
                     HTTPRequestEncoder(),
-                    ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .forward)),
+                    ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: leftOver, informationalResponseStrategy: .forward)),
                     handler,
                 ]
                 try add(handlers, to: pipeline, after: previous)

@@ -92,7 +92,7 @@ extension ConnectionHandler {
     // MARK: Request timeouts
 
     /// Starts watching a request's deadline and read timeout (one scheduled task per request that has either).
-    private func armStreamTimer(_ stream: StreamContext, _ timeouts: StreamTimeouts) {
+    func armStreamTimer(_ stream: StreamContext, _ timeouts: StreamTimeouts) {
         stream.timeouts = timeouts
         if timeouts.read != nil { stream.lastReceived = now }
         scheduleStreamTimer(stream)

@@ -18,4 +18,28 @@ extension ConnectionHandler {
         history.streamOneOpenedByUpgrade()
         requestReceived(streamID: 1, fields: upgrade.request.http2Fields, endStream: true, handler: handler)
     }
+
+    /// Takes over a client connection whose h2c offer the server accepted (RFC 7540 §3.2): applies the offered
+    /// settings (libnghttp2 sends them as this side's first SETTINGS) and opens stream 1, half-closed (local), for the
+    /// request that carried the offer; its response resumes the request's waiting call.
+    func startUpgradedClient(_ upgrade: H2CUpgradedRequest) throws {
+        guard let reference else { throw HTTP2Error.sessionClosed }
+        do {
+            try session.upgrade(settingsPayload: upgrade.settingsPayload, isHeadRequest: upgrade.isHeadRequest)
+        } catch {
+            upgrade.continuation.resume(throwing: error)
+            throw error
+        }
+        let stream = StreamContext(id: 1, inbound: StreamReader.Storage(streamID: 1, connection: reference))
+        stream.response = upgrade.continuation
+        streamOpened(stream, byPeer: false)
+        if let timeouts = upgrade.timeouts { armStreamTimer(stream, timeouts) }
+    }
+
+    /// The handler never joined the pipeline: the upgraded request learns it (it is not resumed otherwise).
+    func abandonClientUpgrade(_ error: any Error) {
+        guard let clientUpgrade else { return }
+        self.clientUpgrade = nil
+        clientUpgrade.continuation.resume(throwing: error)
+    }
 }

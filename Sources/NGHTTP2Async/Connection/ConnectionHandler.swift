@@ -82,6 +82,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// Server: the HTTP/1.1 request this connection was upgraded from (h2c, RFC 7540 §3.2), answered on stream 1
     /// once the session has started.
     var upgrade: H2CUpgradeRequest?
+    /// Client: the HTTP/1.1 request whose h2c offer the server accepted (RFC 7540 §3.2); its response comes on
+    /// stream 1 once the session has started.
+    var clientUpgrade: H2CUpgradedRequest?
     /// Client: whether the server's first bytes were looked at (an HTTP/1.x answer to the preface is told apart).
     private var sawFirstBytes = false
 
@@ -422,6 +425,11 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     private func connectionEnded() {
+        if let clientUpgrade {
+            // Closed before the session started: stream 1 was never opened for the upgraded request.
+            self.clientUpgrade = nil
+            clientUpgrade.continuation.resume(throwing: HTTP2Error.connectionClosed(errorCode: nil, detail: "the connection closed during the h2c upgrade"))
+        }
         let error = HTTP2Error.connectionClosed(errorCode: machine.goAwayReceived?.errorCode)
         guard machine.channelClosed(because: error) else { return }
         timer.cancel()
@@ -637,7 +645,13 @@ final class ConnectionHandler: ChannelInboundHandler {
             return flushAndClose()
         }
         do {
-            try session.submitSettings(configuration.settings)
+            if let clientUpgrade {
+                // libnghttp2 sends the settings of the offer as this side's first SETTINGS.
+                self.clientUpgrade = nil
+                try startUpgradedClient(clientUpgrade)
+            } else {
+                try session.submitSettings(configuration.settings)
+            }
             if configuration.connectionWindowSize > HTTP2Constants.initialWindowSize {
                 try session.setLocalWindowSize(configuration.connectionWindowSize)
             }

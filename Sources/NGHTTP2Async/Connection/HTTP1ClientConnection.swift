@@ -108,4 +108,6 @@ struct HTTP1ClientOptions: Sendable {
     var cleartext: Bool
     /// Hears the connection's events.
     var delegate: (any HTTP1ClientDelegate)?
+    /// Cleartext: the first request without a body asks to continue as HTTP/2 (h2c, RFC 7540 §3.2).
+    var upgradesToHTTP2 = false
 }

@@ -23,6 +23,11 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         var gate: WriterGate?
         var informational: [HTTPResponse] = []
         var timeouts: StreamTimeouts?
+        var isHead = false
+        /// The request carried the h2c offer.
+        var offeredUpgrade = false
+        /// The server answered the offer with 101: the connection becomes HTTP/2 when the 101 ends.
+        var switching = false
 
         /// Whether the request's body was written to its end (no writer left).
         var isRequestDone: Bool { gate == nil }
@@ -43,14 +48,31 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var announcedReady = false
     private var timer = DeadlineTimer()
     private var logger: Logger
+    /// Cleartext with ``HTTP2Client/HTTPVersionPolicy/h2cUpgrade``: what asks for h2c, and takes over when granted.
+    private let upgrade: H2CUpgradeOffer?
+    /// Whether the next request without a body carries the offer (the first such one does; once only).
+    private var mayOfferUpgrade: Bool
+    /// The HTTP/2 connection this one became: the upgraded request's cancellation goes there.
+    private var upgradedTo: ConnectionReference?
 
-    init(limits: HTTP1ClientStateMachine.Limits, bodyHighWatermark: Int, logger: Logger, delegate: (any HTTP1ClientDelegate)?) {
+    init(
+        limits: HTTP1ClientStateMachine.Limits,
+        bodyHighWatermark: Int,
+        logger: Logger,
+        delegate: (any HTTP1ClientDelegate)?,
+        upgrade: H2CUpgradeOffer? = nil
+    ) {
         self.limits = limits
         self.bodyHighWatermark = bodyHighWatermark
         self.logger = logger
         self.delegate = delegate
+        self.upgrade = upgrade
+        self.mayOfferUpgrade = upgrade != nil
         self.machine = HTTP1ClientStateMachine(limits: limits, now: .zero)
     }
+
+    /// Whether the connection may switch to HTTP/2: its decoder must then hand on the bytes after the 101.
+    var mayUpgrade: Bool { upgrade != nil }
 
     private var now: HTTP1ClientStateMachine.Instant {
         .nanoseconds(Int64((context?.eventLoop.now ?? .now()).uptimeNanoseconds))
@@ -154,7 +176,10 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
             case .text(let text, let trailers): trailers == nil ? text.utf8.count : nil
             case .writer: nil
             }
-        let head = request.request.http1Head(bodyLength: bodyLength)
+        var head = request.request.http1Head(bodyLength: bodyLength)
+        // RFC 7540 §3.2: the upgrade rides on a request without a body (whose bytes would precede HTTP/2's).
+        let offersUpgrade = mayOfferUpgrade && bodyLength == 0 && upgrade?.add(to: &head) == true
+        if offersUpgrade { mayOfferUpgrade = false }
         let deadline = request.timeouts?.deadline.map { HTTP1ClientStateMachine.Instant.nanoseconds(Int64($0.at.uptimeNanoseconds)) }
         guard let id = machine.requestStarted(keepAlive: head.isKeepAlive, deadline: deadline, readTimeout: request.timeouts?.read, now: now) else {
             return refuse(request, HTTP2Error.notProcessed(streamID: 0, detail: "the HTTP/1.1 connection is busy or closing"))
@@ -165,7 +190,9 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
             refuse(request, CancellationError())
             return close()
         }
-        current = Current(id: id, continuation: request.continuation, timeouts: request.timeouts)
+        current = Current(
+            id: id, continuation: request.continuation, timeouts: request.timeouts, isHead: request.request.method == .head,
+            offeredUpgrade: offersUpgrade)
         delegate?.http1Connection(connection, emitted: .streamOpened(openStreams: 1))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         switch request.body.storage {
@@ -222,6 +249,16 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func responseHeadReceived(_ head: HTTPResponseHead) {
         guard let connection, var exchange = current else { return }
+        if head.status == .switchingProtocols {
+            // NIO's decoder parses nothing after a 101: it is the switch asked for, or the end of the connection.
+            guard exchange.offeredUpgrade, H2CUpgradeOffer.isAccepted(by: head) else {
+                fail(HTTP2Error.malformedMessage("101 Switching Protocols to \(head.headers["upgrade"]) that was not asked for"))
+                return close()
+            }
+            exchange.switching = true
+            current = exchange
+            return
+        }
         let status = HTTPResponse.Status(code: Int(head.status.code), reasonPhrase: head.status.reasonPhrase)
         if status.kind == .informational {
             machine.bytesReceived(now: now)
@@ -255,6 +292,7 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func responseEnded(_ trailers: HTTPHeaders?) {
         guard let exchange = current else { return }
+        if exchange.switching { return switchToHTTP2(exchange) }
         // The pool learns that the connection is free before the application learns that the body ended: the
         // request the application sends next then finds the connection free rather than open another.
         let step = machine.responseEnded(now: now)
@@ -304,10 +342,67 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The application cancelled the exchange (or its body's producer failed): HTTP/1.1 has no way to end one
     /// exchange but to close the connection.
     func cancel(exchange id: Int32, error: any Error) {
+        if let upgradedTo, id == 1 { return upgradedTo.cancelStream(id) }
         guard current?.id == id else { return }
         logger.debug("exchange \(id) cancelled: \(error); closing the HTTP/1.1 connection")
         fail(error)
         flushAndClose()
+    }
+
+    // MARK: h2c Upgrade (RFC 7540 §3.2)
+
+    /// The server's 101 ended: the HTTP/1.1 handlers leave, and an HTTP/2 handler takes the connection with the
+    /// upgraded request on stream 1. The pool hears nothing from this handler about it: the HTTP/2 handler reports
+    /// the same connection as started (with its own handle) and ready once the server's SETTINGS arrive.
+    ///
+    /// As NIO's client upgrade handler does, what the server sent after the 101 (its SETTINGS, maybe in the same
+    /// read) is kept aside while the HTTP/1.1 handlers go, and given to the HTTP/2 handler once it is in place. The
+    /// HTTP/2 handler comes only after the decoder left: the decoder sees every write (it must pair responses with
+    /// requests), and HTTP/2's bytes are not requests.
+    private func switchToHTTP2(_ exchange: Current) {
+        guard let context, let upgrade, let continuation = exchange.continuation else { return close() }
+        let pipeline = context.pipeline.syncOperations
+        let encoder: HTTPRequestEncoder
+        let decoder: ByteToMessageHandler<HTTPResponseDecoder>
+        let http2: ConnectionHandler
+        let leftover = BytesAfterUpgrade()
+        do {
+            encoder = try pipeline.handler(type: HTTPRequestEncoder.self)
+            decoder = try pipeline.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
+            http2 = try upgrade.makeHTTP2Handler(
+                H2CUpgradedRequest(
+                    settingsPayload: upgrade.settingsPayload, isHeadRequest: exchange.isHead, continuation: continuation,
+                    timeouts: exchange.timeouts))
+            try pipeline.addHandler(leftover, position: .after(decoder))
+        } catch {
+            logger.error("cannot switch to HTTP/2 after the server accepted h2c: \(error)")
+            fail(error)
+            return close()
+        }
+        logger.debug("h2c Upgrade accepted: switching to HTTP/2")
+        current = nil
+        announcedReady = false
+        machine.closed()
+        timer.cancel()
+        pipeline.removeHandler(encoder, promise: nil)
+        // The decoder leaves once its read is over, handing what it did not parse to `leftover`.
+        pipeline.removeHandler(decoder).assumeIsolated().whenComplete { [self] _ in
+            do {
+                try pipeline.addHandler(http2, position: .after(leftover))
+                upgradedTo = http2.reference
+                leftover.handOn(context: pipeline)
+            } catch {
+                logger.error("cannot add the HTTP/2 handler after h2c: \(error)")
+                http2.abandonClientUpgrade(error)
+                context.channel.close(promise: nil)
+            }
+            // A read held back here (the machine reads no more once closed) is HTTP/2's now.
+            if pendingRead {
+                pendingRead = false
+                context.read()
+            }
+            pipeline.removeHandler(context: context, promise: nil)
+        }
     }
 
     // MARK: Lifecycle
@@ -404,3 +499,32 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
 @available(*, unavailable)
 extension HTTP1ClientHandler: Sendable {}
+
+/// Keeps what arrives while an h2c switch is under way (the bytes the HTTP/1.1 decoder did not parse: the server's
+/// first HTTP/2 frames), and hands them to the handler after it before leaving.
+private final class BytesAfterUpgrade: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private var kept: [ByteBuffer] = []
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        kept.append(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
+    /// Gives what was kept to the next handler and leaves the pipeline.
+    func handOn(context pipeline: ChannelPipeline.SynchronousOperations) {
+        guard let context = try? pipeline.context(handler: self) else { return }
+        let bytes = kept
+        kept = []
+        for buffer in bytes { context.fireChannelRead(wrapInboundOut(buffer)) }
+        if !bytes.isEmpty { context.fireChannelReadComplete() }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension BytesAfterUpgrade: Sendable {}
+

@@ -159,7 +159,10 @@ final class OriginPool: Sendable {
         // on its own event loop when it starts (a task scheduled from here could meet a loop already shut down).
         let deadline = NIODeadline.now() + TimeAmount(configuration.connectTimeout)
         let delegate = PooledConnection(pool: self, id: id, connectDeadline: deadline)
-        let http1 = httpVersion.allowsHTTP1 ? HTTP1ClientOptions(cleartext: httpVersion.cleartextIsHTTP1, delegate: delegate) : nil
+        let http1 =
+            httpVersion.allowsHTTP1
+            ? HTTP1ClientOptions(cleartext: httpVersion.cleartextIsHTTP1, delegate: delegate, upgradesToHTTP2: httpVersion.upgradesCleartext)
+            : nil
         Task { [origin, configuration, eventLoopGroup] in
             do {
                 _ = try await ClientSession.openChannel(
