@@ -73,6 +73,22 @@ struct HTTP1ServerTests {
         await server.close()
     }
 
+    @Test func aRequestHeadOverMaxHeaderListSizeIsAnswered431OverHTTP1AsOverHTTP2() async throws {
+        let server = try await Self.server { $0.maxHeaderListSize = 16 << 10 }
+        let url = "http://127.0.0.1:\(server.port)/fixed"
+        func status(_ version: String, headerBytes: Int) async throws -> String {
+            let header = "x-big: " + String(repeating: "a", count: headerBytes)
+            let result = try await Peers.run(
+                "curl", ["-s", "-o", "/dev/null", "--max-time", "20", "-w", "%{http_code}", version, "-H", header, url])
+            return result.text
+        }
+        #expect(try await status("--http1.1", headerBytes: 24 << 10) == "431", "RFC 6585 §5")
+        #expect(try await status("--http2-prior-knowledge", headerBytes: 24 << 10) == "431")
+        #expect(try await status("--http1.1", headerBytes: 8 << 10) == "200", "within the limit")
+        #expect(try await Self.curl(["--http1.1"], url).body == Self.fixed, "the server goes on")
+        await server.close()
+    }
+
     @Test func curlOverTLSGetsHTTP1ByALPNWithTheSameBodyAsH2() async throws {
         let (server, certificates) = try await Self.tlsServer()
         let url = "https://localhost:\(server.port)/fixed"

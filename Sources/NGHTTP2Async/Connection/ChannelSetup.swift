@@ -138,11 +138,9 @@ struct ChannelSetup: Sendable {
                 throw TLSError.alpnMismatch(offered: [], negotiated: ApplicationProtocol.http1.rawValue)
             }
             // The decoder forwards what follows an h2c Upgrade request (the client's HTTP/2 preface) once removed.
-            let handlers: [any ChannelHandler] = [
-                ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes)),
-                HTTPResponseEncoder(),
-                makeHTTP1Handler(tls != nil),
-            ]
+            let handler = makeHTTP1Handler(tls != nil)
+            let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, limitConfiguration: handler.configuration.decoderLimits)
+            let handlers: [any ChannelHandler] = [ByteToMessageHandler(decoder), HTTPResponseEncoder(), handler]
             try add(handlers, to: pipeline, after: previous)
             return .http1
         }

@@ -13,6 +13,17 @@ struct HTTP1Configuration: Sendable {
     var scheme: String
     /// Cleartext: installs the HTTP/2 handler for an h2c Upgrade (RFC 7540 §3.2); `nil` refuses every Upgrade.
     var upgrade: (@Sendable (H2CUpgradeRequest) throws -> ConnectionHandler)?
+    /// The most bytes of field names and values one request head (or its trailers) may have: the server's
+    /// ``ServerSession/Configuration/maxHeaderListSize``. A larger one is answered 431 and the connection closes.
+    var maxHeaderListSize: Int = 32 << 10
+
+    /// The request decoder's limits: the head as a whole and each field within ``maxHeaderListSize``.
+    var decoderLimits: NIOHTTPDecoderLimitConfiguration {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = maxHeaderListSize
+        limits.maxHeaderFieldSize = maxHeaderListSize
+        return limits
+    }
 }
 
 /// Serves HTTP/1.1 (RFC 9112) on one connection through the same ``ServerSession/Handler`` as HTTP/2, as a thin
@@ -134,7 +145,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         failRequest(error)
         switch machine.parseError() {
         case .respondAndClose:
-            writeStatusAndClose(.badRequest)
+            // RFC 6585 §5: a head over the limit is 431, as over HTTP/2.
+            writeStatusAndClose(error as? HTTPParserError == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest)
         case .close:
             close()
         }

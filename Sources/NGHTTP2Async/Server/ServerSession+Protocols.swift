@@ -66,6 +66,7 @@ extension ServerSession.Configuration {
             maxRequests: maxRequestsPerConnection
         )
         let upgrades = protocols.h2cUpgrade
+        let maxHeaderListSize = Int(self.maxHeaderListSize)
         let bodyHighWatermark = self.bodyHighWatermark
         let logger = self.logger
         let upgrade: @Sendable (H2CUpgradeRequest) throws -> ConnectionHandler = { upgrade in
@@ -79,7 +80,8 @@ extension ServerSession.Configuration {
                 bodyHighWatermark: bodyHighWatermark,
                 logger: logger,
                 scheme: overTLS ? "https" : "http",
-                upgrade: upgrades && !overTLS ? upgrade : nil
+                upgrade: upgrades && !overTLS ? upgrade : nil,
+                maxHeaderListSize: maxHeaderListSize
             )
             return HTTP1ServerHandler(configuration: configuration, handler: handler, delegate: delegate)
         }

@@ -133,7 +133,8 @@ extension ServerSession {
         /// SETTINGS_MAX_CONCURRENT_STREAMS: streams one client may have open at once. Default 100.
         public var maxConcurrentStreams: UInt32 = 100
         /// SETTINGS_MAX_HEADER_LIST_SIZE, enforced here (libnghttp2 1.52 does not): a larger request gets 431.
-        /// Default 32 KiB.
+        /// Over HTTP/1.1 the same bound applies to the bytes of a request head's field names and values (431, then
+        /// the connection closes). Default 32 KiB.
         public var maxHeaderListSize: UInt32 = 32 << 10
         /// This side's receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE): how much of one request body a
         /// client may send before the handler reads. Default 1 MiB.
