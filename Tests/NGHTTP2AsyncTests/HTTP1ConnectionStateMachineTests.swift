@@ -163,6 +163,25 @@ import NIOCore
         #expect(!machine.shouldRead)
     }
 
+    @Test func anIdleConnectionPastItsMaximumAgeCloses() {
+        var machine = machine(Machine.Limits(idle: .seconds(60), header: .seconds(20), maxAge: .seconds(30)))
+        #expect(machine.nextDeadline == t0 + .seconds(30), "the age comes before the idle timeout")
+        #expect(machine.deadlineReached(now: t0 + .seconds(30)) == .closeAged)
+        #expect(machine.nextDeadline == nil)
+    }
+
+    @Test func aRequestInFlightAtTheMaximumAgeFinishesWithConnectionCloseWithinTheGracePeriod() {
+        var machine = machine(Machine.Limits(idle: .seconds(60), header: .seconds(20), gracePeriod: .seconds(5), maxAge: .seconds(30)))
+        _ = machine.headReceived(keepAlive: true)
+        #expect(machine.nextDeadline == t0 + .seconds(30), "the age runs while a request is in flight")
+        #expect(machine.deadlineReached(now: t0 + .seconds(30)) == .none)
+        #expect(machine.nextDeadline == t0 + .seconds(35), "then the grace period")
+        _ = machine.requestEnded(now: t0 + .seconds(31))
+        let closes = machine.responseStarted(closes: false)
+        #expect(closes, "the response says Connection: close")
+        #expect(machine.responseEnded(now: t0 + .seconds(31)) == .close)
+    }
+
     @Test func badInputGetsA400UnlessAResponseHasStarted() {
         var idle = machine()
         #expect(idle.parseError() == .respondAndClose)

@@ -28,6 +28,9 @@ struct HTTP1ServerTests {
         case "/slow":
             try await Task.sleep(for: .milliseconds(300))
             return ServerSession.Response(body: .text("slow"))
+        case "/slower":
+            try await Task.sleep(for: .milliseconds(1500))
+            return ServerSession.Response(body: .text("slower"))
         default:
             return ServerSession.Response(body: .text("path \(request.path)"))
         }
@@ -70,6 +73,32 @@ struct HTTP1ServerTests {
         #expect(http1.version == "1.1" && http2.version == "2", "\(http1.version) \(http2.version)")
         #expect(http1.body == Self.fixed)
         #expect(http1.body == http2.body)
+        await server.close()
+    }
+
+    @Test func atItsMaximumAgeAnHTTP1ConnectionFinishesItsRequestWithConnectionCloseAndAnIdleOneCloses() async throws {
+        let server = try await Self.server { $0.maxConnectionAge = .seconds(1) }
+        // Python's http.client: a request in flight at the age (its response has not started), then an idle
+        // connection past the age.
+        let script = """
+            import http.client, sys, time
+            port = int(sys.argv[1])
+            c = http.client.HTTPConnection("127.0.0.1", port)
+            c.request("GET", "/slower")
+            r = c.getresponse()
+            print(r.status, r.getheader("connection"), r.read().decode())
+            c = http.client.HTTPConnection("127.0.0.1", port)
+            c.request("GET", "/fixed")
+            r = c.getresponse()
+            r.read()
+            print(r.status, r.getheader("connection"))
+            time.sleep(1.5)
+            c.sock.settimeout(5)
+            print("closed" if c.sock.recv(1) == b"" else "open")
+            """
+        let result = try await Peers.run("python3", ["-c", script, "\(server.port)"], timeout: .seconds(30))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.text.split(separator: "\n") == ["200 close slower", "200 None", "closed"], "\(result.text)")
         await server.close()
     }
 

@@ -32,6 +32,9 @@ struct HTTP1ConnectionStateMachine {
         /// connection closes after it (RFC 9112 §9.6), the HTTP/1.1 form of HTTP/2's GOAWAY after N requests.
         /// `nil`: no limit.
         var maxRequests: Int? = nil
+        /// The age at which the connection shuts down gracefully, as ``beginGracefulShutdown(now:gracePeriod:)``
+        /// (the server's ``ServerSession/Configuration/maxConnectionAge``). `nil`: no limit.
+        var maxAge: Duration? = nil
     }
 
     /// One request and its response.
@@ -64,10 +67,13 @@ struct HTTP1ConnectionStateMachine {
     private(set) var buffered = 0
     /// Set by a graceful shutdown: the request in flight must finish by then.
     private(set) var shutdownDeadline: Instant?
+    /// When ``Limits/maxAge`` is reached; `nil` once it was (or without a limit).
+    private var ageDeadline: Instant?
 
     init(limits: Limits, now: Instant) {
         self.limits = limits
         self.state = .idle(since: now, receivingSince: nil)
+        self.ageDeadline = limits.maxAge.map { now + $0 }
     }
 
     // MARK: Reading
@@ -267,9 +273,9 @@ struct HTTP1ConnectionStateMachine {
         case .idle(let since, let receivingSince):
             let idle = limits.idle.map { since + $0 }
             let header = receivingSince.flatMap { start in limits.header.map { start + $0 } }
-            return [idle, header, shutdownDeadline].compactMap { $0 }.min()
+            return [idle, header, shutdownDeadline, ageDeadline].compactMap { $0 }.min()
         case .active:
-            return shutdownDeadline
+            return [shutdownDeadline, ageDeadline].compactMap { $0 }.min()
         }
     }
 
@@ -281,9 +287,17 @@ struct HTTP1ConnectionStateMachine {
         case requestTimeout
         /// The grace period of a shutdown ran out: close.
         case gracePeriodOver
+        /// The connection reached its maximum age with no request in flight: close.
+        case closeAged
     }
 
     mutating func deadlineReached(now: Instant) -> OnDeadline {
+        if let ageDeadline, now >= ageDeadline {
+            // Once: from here it is a graceful shutdown (the request in flight finishes, with `Connection: close` if
+            // its response has not started, within the grace period).
+            self.ageDeadline = nil
+            if beginGracefulShutdown(now: now, gracePeriod: nil) == .close { return .closeAged }
+        }
         if let shutdownDeadline, now >= shutdownDeadline, state != .closed {
             state = .closed
             return .gracePeriodOver

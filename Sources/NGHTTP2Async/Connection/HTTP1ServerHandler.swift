@@ -517,6 +517,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .requestTimeout:
             logger.debug("a request head stayed incomplete; 408 and close")
             writeStatusAndClose(.requestTimeout)
+        case .closeAged:
+            logger.debug("HTTP/1.1 connection reached its maximum age; closing")
+            close()
         case .gracePeriodOver:
             logger.debug("the grace period ran out with a request in flight; closing")
             failRequest(HTTP2Error.connectionClosed(errorCode: nil, detail: "the grace period ran out"))

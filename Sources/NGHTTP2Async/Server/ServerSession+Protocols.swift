@@ -63,7 +63,8 @@ extension ServerSession.Configuration {
             gracePeriod: gracePeriod,
             bodyBuffer: Int(streamWindowSize),
             drain: Int(streamWindowSize),
-            maxRequests: maxRequestsPerConnection
+            maxRequests: maxRequestsPerConnection,
+            maxAge: maxConnectionAge
         )
         let upgrades = protocols.h2cUpgrade
         let maxHeaderListSize = Int(self.maxHeaderListSize)

@@ -174,7 +174,9 @@ extension ServerSession {
         /// 60 seconds.
         public var idleTimeout: Duration? = .seconds(60)
         /// The age at which a connection is shut down gracefully (GOAWAY notice, then the final GOAWAY; streams in
-        /// flight finish, within ``gracePeriod``). Default `nil` (no limit).
+        /// flight finish, within ``gracePeriod``). Over HTTP/1.1 an idle connection then closes, and the request in
+        /// flight finishes (with `Connection: close` when its response has not started) before it does. Default `nil`
+        /// (no limit).
         public var maxConnectionAge: Duration?
         /// The number of requests after which a connection is sent a GOAWAY naming the last one: those finish, the
         /// client opens a new connection for the next. Over HTTP/1.1 the last one's response says `Connection: close`
