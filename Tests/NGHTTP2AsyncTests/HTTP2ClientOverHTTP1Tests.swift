@@ -9,7 +9,8 @@ import HTTPTypes
 @Suite(.timeLimit(.minutes(3)))
 struct HTTP2ClientOverHTTP1Tests {
     /// An HTTP/1.1-only server: `/` answers "METHOD PATH VERSION host=HOST" with the client's port in
-    /// `x-peer-port` and the request's `Upgrade` (or "-") in `x-saw-upgrade`; `/chunked` answers in chunks; `/close` says `Connection: close`; `/slow` waits 3 s; `/delay`
+    /// `x-peer-port` and the request's `Upgrade` (or "-") in `x-saw-upgrade`; `/chunked` answers in chunks; `/close`
+    /// says `Connection: close`, `/late-close` too, with its body 0.3 s after its head; `/slow` waits 3 s; `/delay`
     /// 0.3 s; `/big/N` sends N bytes; POST echoes the body (chunked or not) and says how it was framed.
     static let script = #"""
     import sys, ssl, time, http.server
@@ -33,6 +34,10 @@ struct HTTP2ClientOverHTTP1Tests {
                     part = ("part%d\n" % i).encode()
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                 self.wfile.write(b"0\r\n\r\n"); return
+            if self.path == "/late-close":
+                self.send_response(200); self.send_header("Content-Length", "3"); self.send_header("Connection", "close")
+                self.end_headers(); self.wfile.flush(); time.sleep(0.3)
+                self.wfile.write(b"bye"); self.close_connection = True; return
             if self.path == "/close":
                 self.close_connection = True
                 return self.send(200, b"bye", [("Connection", "close")])
@@ -141,6 +146,17 @@ struct HTTP2ClientOverHTTP1Tests {
         #expect(next.status == .ok)
         #expect(next.headers[HTTPField.Name("x-peer-port")!] != closingPort, "after Connection: close the next request needs a new connection")
         _ = try await next.bytes()
+        await client.shutdown()
+    }
+
+    @Test func aBodyThatArrivesWithTheEndOfAClosingConnectionReachesAReaderAlreadyWaiting() async throws {
+        let (python, port) = try await Self.python()
+        defer { python.stop() }
+        let client = Self.client()
+        let response = try await client.get("http://127.0.0.1:\(port)/late-close")
+        // The reader waits before the body comes; the body's read ends the exchange, and the connection closes in
+        // that read (no read-complete follows): the body and the end must still be handed over.
+        #expect(try await response.text() == "bye")
         await client.shutdown()
     }
 

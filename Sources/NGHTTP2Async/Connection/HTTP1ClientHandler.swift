@@ -153,13 +153,17 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         isReading = false
-        if let reader = readerToWake {
-            readerToWake = nil
-            let taken = reader.wake()
-            if taken > 0, machine.bodyTaken(taken) { resumeReading() }
-        }
+        wakeReader()
         flushIfNeeded()
         context.fireChannelReadComplete()
+    }
+
+    /// Hands what the read burst brought to the reader waiting for it.
+    private func wakeReader() {
+        guard let reader = readerToWake else { return }
+        readerToWake = nil
+        let taken = reader.wake()
+        if taken > 0, machine.bodyTaken(taken) { resumeReading() }
     }
 
     // MARK: Requests (via HTTP1ClientConnection)
@@ -462,6 +466,9 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func ended(_ error: (any Error)?) {
+        // Closed in the middle of a read burst (a response with `Connection: close` closes at its end), no
+        // read-complete follows: the bytes and the end it brought must still reach the waiting reader.
+        wakeReader()
         guard machine.state != .closed || current != nil || announcedReady else { return }
         machine.closed()
         timer.cancel()

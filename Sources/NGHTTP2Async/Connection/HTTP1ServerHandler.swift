@@ -563,6 +563,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func ended() {
+        // Closed in the middle of a read burst (a response that ends the connection), no read-complete follows:
+        // what the burst brought still reaches the waiting readers.
+        wakeReaders()
         machine.closed()
         timer.cancel()
         failRequest(HTTP2Error.connectionClosed(errorCode: nil))
