@@ -9,7 +9,7 @@ import Darwin
 /// as long as it lives, so a repeated field costs a compare instead of a String (and, past 15 UTF-8 bytes, an
 /// allocation).
 ///
-/// The cache is direct-mapped: each address has one slot, found by shifting its bits (no hashing, no probing, no
+/// The cache is direct-mapped: each address has one slot, found by mixing its bits (no hashing, no probing, no
 /// growth), and a newcomer simply takes the slot. The bytes are always compared with the cached String's, so a slot
 /// whose address now holds other bytes (a table entry evicted and its memory reused) gives a new String.
 struct FieldStringCache {
@@ -26,8 +26,9 @@ struct FieldStringCache {
             strings = Array(repeating: "", count: Self.slotCount)
         }
         let address = UInt(bitPattern: bytes)
-        // Names and values are malloc'd (16-byte aligned) or packed in static tables: mix in higher bits too.
-        let slot = Int(truncatingIfNeeded: (address >> 4) ^ (address >> 12)) & (Self.slotCount - 1)
+        // Static table strings are packed a few bytes apart (":method" and "GET"): the low bits tell them apart.
+        // Dynamic table strings are malloc'd, 16-byte aligned: the bits above those spread them.
+        let slot = Int(truncatingIfNeeded: address ^ (address >> 4) ^ (address >> 11)) & (Self.slotCount - 1)
         if addresses[slot] == address {
             let cached = strings[slot]
             if cached.utf8.count == count,
