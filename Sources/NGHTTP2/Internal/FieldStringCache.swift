@@ -9,11 +9,13 @@ import Darwin
 /// as long as it lives, so a repeated field costs a compare instead of a String (and, past 15 UTF-8 bytes, an
 /// allocation).
 ///
-/// The cache is direct-mapped: each address has one slot, found by mixing its bits (no hashing, no probing, no
+/// The cache is direct-mapped: each address has one slot, found by one multiplication (no hashing, no probing, no
 /// growth), and a newcomer simply takes the slot. The bytes are always compared with the cached String's, so a slot
 /// whose address now holds other bytes (a table entry evicted and its memory reused) gives a new String.
 struct FieldStringCache {
-    private static let slotCount = 128
+    private static let slotCount = 512
+    /// The top bits of the hash give the slot: 64 - log2(slotCount).
+    private static let slotShift = UInt(64 - 9)
     /// The address each slot's string was made from (0: empty). Both arrays are made on first use (a connection
     /// that never receives a field block keeps none).
     private var addresses: [UInt] = []
@@ -26,9 +28,9 @@ struct FieldStringCache {
             strings = Array(repeating: "", count: Self.slotCount)
         }
         let address = UInt(bitPattern: bytes)
-        // Static table strings are packed a few bytes apart (":method" and "GET"): the low bits tell them apart.
-        // Dynamic table strings are malloc'd, 16-byte aligned: the bits above those spread them.
-        let slot = Int(truncatingIfNeeded: address ^ (address >> 4) ^ (address >> 11)) & (Self.slotCount - 1)
+        // Fibonacci hashing: one multiply spreads addresses a few bytes apart (":method" and "GET" in the static
+        // table) as well as the regularly spaced chunks malloc hands out for dynamic table entries.
+        let slot = Int(truncatingIfNeeded: (address &* 0x9E37_79B9_7F4A_7C15) >> Self.slotShift)
         if addresses[slot] == address {
             let cached = strings[slot]
             if cached.utf8.count == count,
