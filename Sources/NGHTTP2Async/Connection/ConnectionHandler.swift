@@ -77,8 +77,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
     private var isReading = false
     private var flushScheduled = false
-    /// Frames fed since the last flush inside the current read burst (see ``framesPerSlice``).
-    private var framesInSlice = 0
     /// Bytes read in the current read burst, counted once at its end (``ConnectionMetrics``).
     var bytesReadInBurst = 0
     /// Whether ``ConnectionMetrics/connectionsOpen`` counts this connection.
@@ -144,10 +142,6 @@ final class ConnectionHandler: ChannelInboundHandler {
     /// written; in one write, each window would cost a full round trip (a 1 GiB upload to nghttpd's default windows
     /// took 2.25 s in one write per flush, 1.4 s in two; with large windows both take the same time).
     static let earlyWrite = 32 << 10
-    /// A read burst is fed to libnghttp2, and its output flushed, in slices of this many frames. One connection with
-    /// 1,000 requests in flight delivers them in one read; answered and written at once, the peer would wait idle
-    /// for the whole batch (h2load -c 1 -m 1000 ran at the speed of -m 100), while slices keep both sides busy.
-    static let framesPerSlice = 64
 
     // MARK: Channel events
 
@@ -204,14 +198,6 @@ final class ConnectionHandler: ChannelInboundHandler {
                 if frame.type == InboundFrameScanner.Frame.data, frame.length == 0, frame.flags & InboundFrameScanner.Frame.endStream == 0 {
                     peerGlitched()
                 }
-                framesInSlice &+= 1
-                if framesInSlice > Self.framesPerSlice, start > fed {
-                    // A long read (hundreds of requests): what the frames so far answered goes out now, so that the
-                    // peer reads it (and sends more) while the rest of the read is processed.
-                    alive = receive(UnsafeRawBufferPointer(rebasing: bytes[fed..<start])) && flushMidBurst()
-                    fed = start
-                    guard alive else { return false }
-                }
                 guard history.needsCheck(frame, isOpen: { streams[$0] != nil }) else { return true }
                 if start > fed {
                     alive = receive(UnsafeRawBufferPointer(rebasing: bytes[fed..<start]))
@@ -224,13 +210,6 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
             if alive, fed < bytes.count { _ = receive(UnsafeRawBufferPointer(rebasing: bytes[fed...])) }
         }
-    }
-
-    /// Sends what the frames of the current read so far produced; `false` when the connection ended.
-    private func flushMidBurst() -> Bool {
-        framesInSlice = 0
-        if session.wantsWrite || !readersToWake.isEmpty { flush() }
-        return context?.channel.isActive == true
     }
 
     /// Hands `bytes` to libnghttp2; `false` when that ended the connection.
@@ -266,7 +245,6 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         isReading = false
-        framesInSlice = 0
         burstStart = nil
         if let metrics = configuration.metrics { countBytesRead(metrics) }
         if configuration.timeouts.keepAliveInterval != nil { machine.peerActive(now: now) }
