@@ -11,7 +11,13 @@ configuration.maxConcurrentStreams = 1_000  // one client may run up to 1,000 re
 if arguments.count == 3 {
     configuration.tls = .makeServerConfiguration(certificateChain: .file(arguments[1]), privateKey: .file(arguments[2]))
 }
-let server = try await ServerSession.bind(host: "127.0.0.1", port: port, configuration: configuration) { request in
+// "hello" needs no waiting: the immediate handler answers it on the event loop, without a task per request. The
+// other paths return nil there and go to the handler.
+let hello = ServerSession.Response(status: .ok, headers: [.contentType: "text/plain"], body: .text("hello\n"))
+let immediate: ServerSession.ImmediateHandler = { request in
+    request.path == "/echo" || request.path == "/stream" ? nil : hello
+}
+let server = try await ServerSession.bind(host: "127.0.0.1", port: port, configuration: configuration, immediateHandler: immediate) { request in
     switch request.path {
     case "/echo":
         return ServerSession.Response(status: .ok, body: .stream(request.body))

@@ -118,6 +118,19 @@ struct HTTP1ServerTests {
         await server.close()
     }
 
+    @Test func overHTTP1TheImmediateHandlerAnswersFirstAndTheHandlerGetsTheRest() async throws {
+        let server = try await ServerSession.bind(
+            port: 0,
+            immediateHandler: { request in request.path == "/now" ? ServerSession.Response(body: .text("now")) : nil },
+            handler: { request in ServerSession.Response(body: .text("task \(request.path)")) }
+        )
+        let now = try await Self.curl(["--http1.1"], "http://127.0.0.1:\(server.port)/now")
+        let later = try await Self.curl(["--http1.1"], "http://127.0.0.1:\(server.port)/later")
+        #expect(now.version == "1.1" && now.body == "now", "\(now)")
+        #expect(later.version == "1.1" && later.body == "task /later", "\(later)")
+        await server.close()
+    }
+
     @Test func curlOverTLSGetsHTTP1ByALPNWithTheSameBodyAsH2() async throws {
         let (server, certificates) = try await Self.tlsServer()
         let url = "https://localhost:\(server.port)/fixed"

@@ -50,6 +50,28 @@ struct ObservabilityTests {
 
     // MARK: Metrics
 
+    @Test func requestsTheImmediateHandlerAnswersAreCountedLikeTheHandlers() async throws {
+        let serverMetrics = TestMetrics()
+        var configuration = ServerSession.Configuration()
+        configuration.observability = Observability(metricsFactory: serverMetrics)
+        let server = try await ServerSession.bind(
+            port: 0,
+            configuration: configuration,
+            immediateHandler: { request in request.path == "/now" ? ServerSession.Response(body: .text("now")) : nil },
+            handler: { _ in ServerSession.Response(status: .notFound) }
+        )
+        let client = client(Observability())
+        let base = "http://127.0.0.1:\(server.port)"
+        for _ in 0..<2 { #expect(try await client.get("\(base)/now").text() == "now") }
+        #expect(try await client.get("\(base)/missing").status == .notFound)
+        let ok = [("http.request.method", "GET"), ("http.response.status_class", "2xx")]
+        let notFound = [("http.request.method", "GET"), ("http.response.status_class", "4xx")]
+        try await eventually { try serverMetrics.expectCounter("nghttp2.server.requests", notFound).totalValue == 1 }
+        #expect(try serverMetrics.expectCounter("nghttp2.server.requests", ok).totalValue == 2)
+        await client.shutdown()
+        await server.close()
+    }
+
     @Test func requestsFromClientToServerAreCountedAndTimedByMethodAndStatusClassOnBothSides() async throws {
         let serverMetrics = TestMetrics()
         let clientMetrics = TestMetrics()

@@ -41,10 +41,34 @@ extension ConnectionHandler {
         // no extra event-loop tick). After a suspension it resumes on this connection's event loop (the executor).
         // The request is built right into the task's context: one copy fewer of its many strings.
         let remoteAddress = self.remoteAddress ?? context?.channel.remoteAddress
+        if let immediate = configuration.immediateHandler {
+            let request = ServerSession.Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, connection: reference)
+            if let response = immediate(request) {
+                return respondImmediately(stream, response, reference: reference)
+            }
+            stream.handlerTask = Task.immediate(executorPreference: executor) { [request] in
+                await respond(to: request, connection: reference, with: handler)
+            }
+            return
+        }
         stream.handlerTask = Task.immediate(executorPreference: executor) { [
             request = ServerSession.Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, connection: reference)
         ] in
             await respond(to: request, connection: reference, with: handler)
+        }
+    }
+}
+
+extension ConnectionHandler {
+    /// Sends what the immediate handler returned: a body given whole at once, a writer's body from a task of its own.
+    private func respondImmediately(_ stream: StreamContext, _ response: ServerSession.Response, reference: ConnectionReference) {
+        guard case .writer(let produce) = response.body.storage else {
+            return submitResponse(streamID: stream.id, response)
+        }
+        let streamID = stream.id
+        let head = response.head
+        stream.handlerTask = Task.immediate(executorPreference: executor) {
+            await respondStreaming(streamID: streamID, connection: reference, head: head, produce: produce)
         }
     }
 }

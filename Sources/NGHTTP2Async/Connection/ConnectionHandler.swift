@@ -16,6 +16,8 @@ struct ConnectionConfiguration: Sendable {
     var metrics: ConnectionMetrics? = nil
     /// Client: gets the server's pushes; `nil` refuses them (SETTINGS_ENABLE_PUSH = 0).
     var pushHandler: ClientSession.PushHandler? = nil
+    /// Server: answers requests without a task before the handler gets them (see ``ServerSession/ImmediateHandler``).
+    var immediateHandler: ServerSession.ImmediateHandler? = nil
 }
 
 /// Owns one ``Session`` on its channel's event loop, as a thin shell around ``ConnectionStateMachine``: NIO events
