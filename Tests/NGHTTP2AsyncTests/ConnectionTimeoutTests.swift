@@ -150,30 +150,47 @@ func rawGet(streamID: UInt8, endHeaders: Bool = true) -> [UInt8] {
     }
 
     @Test func aConnectionPastItsMaximumAgeFinishesTheRequestInFlightAndCloses() async throws {
-        var configuration = ServerSession.Configuration()
-        configuration.maxConnectionAge = .seconds(2)
-        let started = ManagedCounter()
-        let server = try await ServerSession.bind(port: 0, configuration: configuration) { request in
-            if request.path == "/slow" {
-                started.add(1)
-                try await Task.sleep(for: .seconds(4))
+        // The request must be in flight before the age is reached. On a loaded machine it can go out only after the
+        // GOAWAY notice; it is then refused, retry-safe, which is right but not what this test is for: the scenario
+        // is tried again with a new server, up to three times.
+        for _ in 1...3 {
+            var configuration = ServerSession.Configuration()
+            configuration.maxConnectionAge = .seconds(2)
+            let started = ManagedCounter()
+            let server = try await ServerSession.bind(port: 0, configuration: configuration) { request in
+                if request.path == "/slow" {
+                    started.add(1)
+                    try await Task.sleep(for: .seconds(4))
+                }
+                return ServerSession.Response(body: .text(request.path))
             }
-            return ServerSession.Response(body: .text(request.path))
+            let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
+            let ended = ManagedCounter()
+            let slow = Task {
+                defer { ended.add(1) }
+                return try await client.get("/slow").text()
+            }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while started.value == 0, ended.value == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            guard started.value > 0 else {
+                // The age came first: the request was refused as not processed.
+                let refused = await #expect(throws: HTTP2Error.self) { try await slow.value }
+                #expect(refused?.code == .notProcessed, "\(String(describing: refused))")
+                await client.close()
+                await server.close()
+                continue
+            }
+            while await client.isRequestAllowed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(!(await client.isRequestAllowed), "the GOAWAY notice came at the maximum age")
+            #expect(try await slow.value == "/slow", "the request in flight finished")
+            await client.waitUntilClosed()
+            let next = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
+            #expect(try await next.get("/next").text() == "/next")
+            await next.close()
+            await server.close()
+            return
         }
-        let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
-        let slow = Task { try await client.get("/slow").text() }
-        // The request must be in flight before the age is reached (on a busy machine the task may start late; a
-        // request sent after the GOAWAY notice is refused, retry-safe, which is right but not what this test is for).
-        let deadline = ContinuousClock.now + .seconds(10)
-        while started.value == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        while await client.isRequestAllowed, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
-        #expect(!(await client.isRequestAllowed), "the GOAWAY notice came at the maximum age")
-        #expect(try await slow.value == "/slow", "the request in flight finished")
-        await client.waitUntilClosed()
-        let next = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
-        #expect(try await next.get("/next").text() == "/next")
-        await next.close()
-        await server.close()
+        Issue.record("in three attempts the request never reached the handler before the connection's maximum age")
     }
 }
 
