@@ -52,6 +52,10 @@ public final class ServerSession: Sendable {
     /// Starts listening on `host:port` (port 0 picks a free port; see ``port``).
     ///
     /// - Parameters:
+    ///   - host: The address to listen on. Default `127.0.0.1`.
+    ///   - port: The port to listen on; 0 picks a free one.
+    ///   - configuration: What the server advertises and how it treats its connections (``Configuration``).
+    ///   - eventLoopGroup: Where connections run. Default NIO's singleton group (one loop per core).
     ///   - immediateHandler: Answers the requests it can at once, on the event loop and without a task (see
     ///     ``ImmediateHandler``); those it returns `nil` for go to `handler`.
     ///   - handler: Answers each request (each in its own task).
