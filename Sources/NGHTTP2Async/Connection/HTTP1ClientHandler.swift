@@ -10,7 +10,7 @@ import NGHTTP2
 /// It sits after `HTTPRequestEncoder` and `ByteToMessageHandler(HTTPResponseDecoder)` (which sees the requests go
 /// out, so a HEAD response is known to have no body), and holds `read()` back while the response body's reader holds
 /// a full buffer: the server's TCP window then closes, which is HTTP/1.1's back-pressure.
-final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, BurstFlushing {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -38,12 +38,12 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let delegate: (any HTTP1ClientDelegate)?
     private let bodyHighWatermark: Int
     private var machine: HTTP1ClientStateMachine
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     private(set) var connection: HTTP1ClientConnection?
     private var current: Current?
     private var readerToWake: StreamReader.Storage?
-    private var isReading = false
-    private var needsFlush = false
+    var isReading = false
+    var needsFlush = false
     private var pendingRead = false
     private var announcedReady = false
     private var timer = DeadlineTimer()
@@ -479,29 +479,6 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    // MARK: Output
-
-    private func flushIfNeeded() {
-        guard needsFlush, !isReading, let context else { return }
-        needsFlush = false
-        context.flush()
-    }
-
-    private func flush() {
-        needsFlush = false
-        context?.flush()
-    }
-
-    /// Flushes at the end of this read burst, or of this event-loop tick.
-    private func flushSoon() {
-        if isReading {
-            needsFlush = true
-            return
-        }
-        guard !needsFlush, let context else { return }
-        needsFlush = true
-        context.eventLoop.assumeIsolated().execute { [self] in flushIfNeeded() }
-    }
 }
 
 @available(*, unavailable)

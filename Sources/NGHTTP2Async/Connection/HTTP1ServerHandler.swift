@@ -33,7 +33,7 @@ struct HTTP1Configuration: Sendable {
 /// It sits after `ByteToMessageHandler(HTTPRequestDecoder)` and `HTTPResponseEncoder`, and holds `read()` back while
 /// the machine says not to read (a request waiting for its response, or a full request body buffer): the client's
 /// TCP window then closes, which is HTTP/1.1's back-pressure.
-final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
+final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, BurstFlushing {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -57,7 +57,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let handler: ServerSession.Handler
     private weak var delegate: ServerConnections?
     private var machine: HTTP1ConnectionStateMachine
-    private var context: ChannelHandlerContext?
+    var context: ChannelHandlerContext?
     private(set) var connection: HTTP1ServerConnection?
     private var executor: EventLoopExecutor?
     private var remoteAddress: SocketAddress?
@@ -66,9 +66,9 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var isDrainingQueue = false
     private var readersToWake: [StreamReader.Storage] = []
-    private var isReading = false
+    var isReading = false
     private var headInBurst = false
-    private var needsFlush = false
+    var needsFlush = false
     private var pendingRead = false
     private var timer = DeadlineTimer()
     private var registered = false
@@ -579,29 +579,6 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         delegate?.http1Closed(connection)
     }
 
-    // MARK: Output
-
-    private func flushIfNeeded() {
-        guard needsFlush, !isReading, let context else { return }
-        needsFlush = false
-        context.flush()
-    }
-
-    private func flush() {
-        needsFlush = false
-        context?.flush()
-    }
-
-    /// Flushes at the end of this read burst, or of this event-loop tick.
-    private func flushSoon() {
-        if isReading {
-            needsFlush = true
-            return
-        }
-        guard !needsFlush, let context else { return }
-        needsFlush = true
-        context.eventLoop.assumeIsolated().execute { [self] in flushIfNeeded() }
-    }
 }
 
 /// Whether a response with `status` may have a body (RFC 9110 §6.4.1: not 1xx, 204 or 304).
