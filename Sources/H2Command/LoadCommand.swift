@@ -72,7 +72,9 @@ struct LoadCommand: AsyncParsableCommand {
         let results = await withTaskGroup(of: WorkerResult.self) { group in
             for client in clients {
                 for _ in 0..<streams {
-                    group.addTask {
+                    // The workers run on their connection's event loop (ClientSession.taskExecutor): each response
+                    // and each request goes between the worker and the connection without a thread hop.
+                    group.addTask(executorPreference: client.taskExecutor) {
                         var result = WorkerResult()
                         while true {
                             if let deadline, ContinuousClock.now >= deadline { break }

@@ -200,4 +200,27 @@ import NGHTTP2
         connection.advance(by: 10)
         #expect(connection.channel.isActive)
     }
+
+    @Test func requestsSubmittedOutsideAReadBurstAreWrittenEveryFiftyAndTheRestAtTheEndOfTheTick() throws {
+        let connection = try client()
+        try connection.receive(settings(maxConcurrentStreams: 200))
+        _ = try connection.sentFrames()
+        let handler = try connection.channel.pipeline.syncOperations.handler(type: ConnectionHandler.self)
+        let fields: [HeaderField] = [[":method", "GET"], [":scheme", "http"], [":authority", "a"], [":path", "/"]]
+        func writes() throws -> [Int] {
+            var streamsPerWrite: [Int] = []
+            while var buffer = try connection.channel.readOutbound(as: ByteBuffer.self) {
+                let frames = RawFrame.parse(buffer.readBytes(length: buffer.readableBytes) ?? [])
+                streamsPerWrite.append(frames.filter { $0.type == 0x1 }.count)
+            }
+            return streamsPerWrite
+        }
+        for _ in 0..<120 {
+            _ = try handler.session.submitRequest(fields)
+            handler.messageSubmitted()
+        }
+        #expect(try writes() == [50, 50], "two early writes while the tick runs")
+        connection.channel.embeddedEventLoop.run()
+        #expect(try writes() == [20], "the rest at the end of the tick")
+    }
 }

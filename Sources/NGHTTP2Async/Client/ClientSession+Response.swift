@@ -101,22 +101,17 @@ extension ClientSession.Response {
     }
 }
 
-/// A response head as the connection hands it over: validated, but its fields not yet converted to `HTTPFields`
-/// (the requesting task does that, off the event loop).
+/// A response head as the connection hands it over, with its body's reader.
 struct ReceivedResponse: Sendable {
-    let status: HTTPResponse.Status
-    let fields: [HeaderField]
+    let head: HTTPResponse
     let body: StreamReader
     let streamID: Int32
     let informational: [HTTPResponse]
 
+    var status: HTTPResponse.Status { head.status }
+
     var response: ClientSession.Response {
-        ClientSession.Response(
-            head: HTTPResponse(status: status, headerFields: HTTPFields(http2Fields: fields)),
-            body: body,
-            streamID: streamID,
-            informational: informational
-        )
+        ClientSession.Response(head: head, body: body, streamID: streamID, informational: informational)
     }
 }
 

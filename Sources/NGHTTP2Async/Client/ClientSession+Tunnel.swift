@@ -95,7 +95,7 @@ extension ClientSession {
             throw HTTP2Error.connectRefused(String(received.status.code))
         }
         return Tunnel(
-            response: HTTPResponse(status: received.status, headerFields: HTTPFields(http2Fields: received.fields)),
+            response: received.head,
             streamID: received.streamID,
             inbound: received.body,
             outbound: BodyWriter(storage: writer)

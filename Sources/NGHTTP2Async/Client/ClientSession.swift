@@ -174,7 +174,7 @@ public final class ClientSession: Sendable {
     /// - Returns: the response; read or drop its ``ClientSession/Response/body``.
     /// - Throws: ``HTTP2Error`` (e.g. ``HTTP2Error/notProcessed(streamID:)``, ``HTTP2Error/streamReset(streamID:errorCode:byPeer:)``),
     ///   or `CancellationError` when the task was cancelled (the stream is then reset with CANCEL).
-    public func execute(_ request: HTTPRequest, body: MessageBody = .empty) async throws -> ClientSession.Response {
+    nonisolated(nonsending) public func execute(_ request: HTTPRequest, body: MessageBody = .empty) async throws -> ClientSession.Response {
         var request = request
         if request.scheme == nil, request.method != .connect || request.extendedConnectProtocol != nil { request.scheme = scheme }
         if request.authority == nil { request.authority = authority }
@@ -184,33 +184,33 @@ public final class ClientSession: Sendable {
     }
 
     /// Sends a request to `path` (or to a full URL on this server) and waits for its response head.
-    public func request(_ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
+    nonisolated(nonsending) public func request(_ method: HTTPRequest.Method, _ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
         let target = path.hasPrefix("/") ? path : try Target(path).pathAndQuery
         return try await execute(HTTPRequest(method: method, scheme: scheme, authority: authority, path: target, headerFields: headers), body: body)
     }
 
     /// GET `path`.
-    public func get(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
+    nonisolated(nonsending) public func get(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
         try await request(.get, path, headers: headers)
     }
 
     /// HEAD `path`.
-    public func head(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
+    nonisolated(nonsending) public func head(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
         try await request(.head, path, headers: headers)
     }
 
     /// POST `body` to `path`.
-    public func post(_ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
+    nonisolated(nonsending) public func post(_ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
         try await request(.post, path, headers: headers, body: body)
     }
 
     /// PUT `body` to `path`.
-    public func put(_ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
+    nonisolated(nonsending) public func put(_ path: String, headers: HTTPFields = [:], body: MessageBody = .empty) async throws -> ClientSession.Response {
         try await request(.put, path, headers: headers, body: body)
     }
 
     /// DELETE `path`.
-    public func delete(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
+    nonisolated(nonsending) public func delete(_ path: String, headers: HTTPFields = [:]) async throws -> ClientSession.Response {
         try await request(.delete, path, headers: headers)
     }
 

@@ -11,7 +11,7 @@ extension ConnectionReference {
     ///     (``RequestCancellation/hasStarted``).
     ///   - timeouts: the request's deadline and read timeout, checked on the event loop.
     /// - Throws: ``HTTP2Error``, or `CancellationError` when the task was cancelled (the stream is reset with CANCEL).
-    func sendRequest(
+    nonisolated(nonsending) func sendRequest(
         _ fields: [HeaderField],
         body: MessageBody,
         cancellation: RequestCancellation,
@@ -35,7 +35,7 @@ extension ConnectionReference {
 /// A streaming body is written by a task made here, in the caller's task: it inherits its priority, task-locals and
 /// executor preference, and its cancellation. It is not a child: the response may arrive (and be read) while the
 /// body is still being written (a full-duplex echo), so this call cannot wait for the writer to finish.
-func submitClientRequest(
+nonisolated(nonsending) func submitClientRequest(
     body: MessageBody,
     cancellation: RequestCancellation,
     eventLoop: any EventLoop,

@@ -78,7 +78,7 @@ extension ConnectionHandler {
         stream.response = request.continuation
         streamOpened(stream, byPeer: false)
         if let timeouts = request.timeouts { armStreamTimer(stream, timeouts) }
-        scheduleFlush()
+        messageSubmitted()
         guard request.cancellation.started(streamID) else {
             // Cancelled between the check above and now: nobody else will reset the stream.
             resetStream(streamID, errorCode: .cancel, failing: CancellationError())  // resumes the response
@@ -153,17 +153,15 @@ extension ConnectionHandler {
         }
         stream.headReceived = true
         if endStream { stream.inbound.finish(trailers: nil) }
+        guard stream.pushedResponse != nil || stream.response != nil else { return }
+        let head = HTTPResponse(status: status, headerFields: receivedFields.httpFields(fields))
+        let received = ReceivedResponse(head: head, body: StreamReader(storage: stream.inbound), streamID: streamID, informational: stream.informational)
         if let pushed = stream.pushedResponse {
             stream.pushedResponse = nil
-            let body = StreamReader(storage: stream.inbound)
-            pushed.succeed(ReceivedResponse(status: status, fields: fields, body: body, streamID: streamID, informational: stream.informational))
+            pushed.succeed(received)
         } else if let continuation = stream.response {
             stream.response = nil
-            let body = StreamReader(storage: stream.inbound)
-            // The fields become HTTPFields in the requesting task (ReceivedResponse.response), not here.
-            continuation.resume(
-                returning: ReceivedResponse(status: status, fields: fields, body: body, streamID: streamID, informational: stream.informational)
-            )
+            continuation.resume(returning: received)
         }
     }
 }

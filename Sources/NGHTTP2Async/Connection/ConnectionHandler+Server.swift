@@ -8,7 +8,7 @@ extension ConnectionHandler {
         guard let reference else { return }
         let head: HTTPRequest
         do {
-            head = try HTTPRequest(http2Fields: fields)
+            head = try HTTPRequest(http2Fields: fields, converter: &receivedFields)
         } catch {
             logger.debug("stream \(streamID): \(error)")
             try? session.submitRSTStream(streamID: streamID, errorCode: .protocolError)
@@ -170,6 +170,7 @@ extension ConnectionHandler {
     func submitResponse(streamID: Int32, _ response: ServerSession.Response) {
         guard let stream = streams[streamID], !stream.responseSubmitted else { return }
         submit(stream, response.head, body: stream.wholeBodyProvider(for: response.body))
+        messageSubmitted()
     }
 
     /// Answers with a head and a body that a writer will produce; returns the writer's handle.
@@ -180,16 +181,18 @@ extension ConnectionHandler {
         let outbound = OutboundBody(highWatermark: configuration.bodyHighWatermark)
         outbound.streamID = streamID
         guard submit(stream, head, body: DataProvider(source: outbound)) else {
+            scheduleFlush()
             return .failure(HTTP2Error.streamReset(streamID: streamID, errorCode: .internalError, byPeer: false))
         }
         stream.outbound = outbound
+        scheduleFlush()
         return .success(OutboundBody.Reference(outbound, transport: reference))
     }
 
     /// Submits the response head with its body's provider; on failure the stream is reset. Returns whether it went.
+    /// The caller schedules the write.
     @discardableResult
     private func submit(_ stream: StreamContext, _ head: HTTPResponse, body provider: DataProvider?) -> Bool {
-        defer { scheduleFlush() }
         do {
             try head.withHTTP2Fields { fields in try session.submitResponse(streamID: stream.id, fields: fields, body: provider) }
             stream.responseSubmitted = true

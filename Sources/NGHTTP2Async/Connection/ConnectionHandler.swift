@@ -63,6 +63,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var glitchLimitReached = false
     /// The shared body of requests without one (server); dropped with ``reference`` (it holds one).
     var emptyRequestBody: StreamReader?
+    /// Converts received heads to `HTTPFields`, reusing what the head before became.
+    var receivedFields = ReceivedFieldsConverter()
     /// Client: streams the server opened with PUSH_PROMISE that are still open. They are not in the stream counts the
     /// delegate sees (a pool's load is the requests it sent: MAX_CONCURRENT_STREAMS limits those).
     var pushedStreamsOpen = 0
@@ -293,6 +295,29 @@ final class ConnectionHandler: ChannelInboundHandler {
     // MARK: Output
 
     /// Writes what the session has to send after the current read burst or event-loop tick.
+    /// How many requests or responses submitted outside a read burst are gathered before they are written at once,
+    /// not at the end of the event-loop tick.
+    ///
+    /// A tick that runs many tasks (a response read wakes up to one per stream) would otherwise write all their
+    /// submissions in one go at its end: the peer idles while this side works through the batch, then this side idles
+    /// while the peer answers it, and the two take turns on one core each. Writing the first part early lets the peer
+    /// start on it; the sides then overlap. Measured with `h2 load -c 1 -m 100` against nghttpd on 2 cores: 111k
+    /// req/s writing once per tick, 137k writing every 25, about 150k every 35 to 80 (each write costs a syscall).
+    static let submissionsPerEarlyWrite = 50
+    /// Requests or responses submitted since the last write (see ``submissionsPerEarlyWrite``).
+    private var submittedSinceFlush = 0
+
+    /// A request or a response was submitted and its stream's state is complete: it is written with the others of
+    /// this tick, or at once when ``submissionsPerEarlyWrite`` have gathered.
+    func messageSubmitted() {
+        submittedSinceFlush += 1
+        if submittedSinceFlush >= Self.submissionsPerEarlyWrite, !isReading, !session.isProcessing {
+            flush()
+        } else {
+            scheduleFlush()
+        }
+    }
+
     func scheduleFlush() {
         guard !isReading, !flushScheduled, let reference else { return }
         flushScheduled = true
@@ -316,6 +341,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Drains the session's output into one buffer and writes it; closes the channel when the session is done.
     func flush() {
+        submittedSinceFlush = 0
         wakeReaders()
         guard let context, context.channel.isActive else { return }
         // Inside a callback of libnghttp2 (a request handler started at once runs there until it first suspends):

@@ -278,7 +278,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler, RemovableChannelHandler, B
         current = exchange
         continuation?.resume(
             returning: ReceivedResponse(
-                status: status, fields: head.headers.responseFieldBlock, body: StreamReader(storage: reader),
+                head: HTTPResponse(status: status, headerFields: HTTPFields(http2Fields: head.headers.responseFieldBlock)),
+                body: StreamReader(storage: reader),
                 streamID: exchange.id, informational: exchange.informational)
         )
     }

@@ -42,7 +42,7 @@ public final class StreamReader: AsyncSequence, Sendable {
     ///   ``HTTP2Error/invalidArgument(_:)`` when `maxBytes` is not positive, or `CancellationError`. A decoding
     ///   reader also throws ``HTTP2Error/decompressionFailed(_:)`` (corrupt or truncated data) and
     ///   ``HTTP2Error/decompressionLimit(ratio:)`` (a decompression bomb; the stream is cancelled).
-    public func read(upTo maxBytes: Int = .max) async throws -> ByteBuffer? {
+    nonisolated(nonsending) public func read(upTo maxBytes: Int = .max) async throws -> ByteBuffer? {
         guard let decoder = decoder.load() else { return try await storage.read(maxBytes: maxBytes) }
         return try await decoder.read(upTo: maxBytes, from: storage)
     }
@@ -99,6 +99,9 @@ public final class StreamReader: AsyncSequence, Sendable {
 
         /// The next chunk, or `nil` at the end of the body.
         public mutating func next() async throws -> ByteBuffer? { try await reader.read() }
+
+        /// The next chunk, or `nil` at the end of the body, read in the caller's isolation (no executor switch).
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws -> ByteBuffer? { try await reader.read() }
     }
 }
 
@@ -157,7 +160,7 @@ extension StreamReader {
 
         // MARK: Application side
 
-        func read(maxBytes: Int) async throws -> ByteBuffer? {
+        nonisolated(nonsending) func read(maxBytes: Int) async throws -> ByteBuffer? {
             guard maxBytes > 0 else { throw HTTP2Error.invalidArgument("read(upTo: \(maxBytes)) needs a positive count") }
             switch state.withLock({ $0.read(maxBytes: maxBytes) }) {
             case .chunk(let chunk, let scheduleCredit):

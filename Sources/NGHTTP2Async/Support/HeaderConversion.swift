@@ -12,7 +12,7 @@ private func isConnectionSpecific(_ name: String) -> Bool {
 
 extension String {
     /// Whether this is a pseudo-header field name (`:path`, …); cheaper than `hasPrefix(":")`.
-    fileprivate var isPseudoFieldName: Bool { utf8.first == UInt8(ascii: ":") }
+    var isPseudoFieldName: Bool { utf8.first == UInt8(ascii: ":") }
 }
 
 extension HTTPFields {
@@ -33,11 +33,17 @@ extension HTTPFields {
         self.init()
         self.reserveCapacity(fields.count)
         for field in fields where !field.name.isPseudoFieldName {
-            guard let name = HTTPField.Name(parsed: field.name) ?? HTTPField.Name(field.name) else { continue }
-            var httpField = HTTPField(name: name, value: field.value)
-            if field.flags.contains(.noIndex) { httpField.indexingStrategy = .disallow }
-            self.append(httpField)
+            if let httpField = HTTPField(http2Field: field) { self.append(httpField) }
         }
+    }
+}
+
+extension HTTPField {
+    /// A received regular field; `nil` when swift-http-types cannot hold its name.
+    init?(http2Field field: HeaderField) {
+        guard let name = HTTPField.Name(parsed: field.name) ?? HTTPField.Name(field.name) else { return nil }
+        self.init(name: name, value: field.value)
+        if field.flags.contains(.noIndex) { indexingStrategy = .disallow }
     }
 }
 
@@ -55,6 +61,12 @@ extension HTTPRequest {
     }
 
     init(http2Fields fields: [HeaderField]) throws {
+        var converter = ReceivedFieldsConverter()
+        try self.init(http2Fields: fields, converter: &converter)
+    }
+
+    /// The request of a received field block, its regular fields converted by a connection's `converter`.
+    init(http2Fields fields: [HeaderField], converter: inout ReceivedFieldsConverter) throws {
         var method: String?
         var scheme: String?
         var authority: String?
@@ -73,7 +85,7 @@ extension HTTPRequest {
         guard let method, let parsedMethod = HTTPRequest.Method(method) else {
             throw HTTP2Error.malformedMessage("request without a valid :method")
         }
-        self.init(method: parsedMethod, scheme: scheme, authority: authority, path: path, headerFields: HTTPFields(http2Fields: fields))
+        self.init(method: parsedMethod, scheme: scheme, authority: authority, path: path, headerFields: converter.httpFields(fields))
         if let protocolName { self.extendedConnectProtocol = protocolName }
     }
 }
