@@ -122,19 +122,30 @@ struct ServeCommand: AsyncParsableCommand {
         let testServer = TestServer(directory: dir)
         let accessLog = quiet ? nil : AccessLog()
         let pushTable = try self.pushTable()
-        let server = try await ServerSession.bind(host: host, port: port, configuration: configuration) { request in
+        @Sendable func log(_ request: ServerSession.Request, _ response: ServerSession.Response, since start: ContinuousClock.Instant?) {
+            guard let accessLog, let start else { return }
+            let length = response.head.headerFields.first { $0.name == .contentLength }?.value ?? "-"  // no join of values
+            accessLog.append(
+                "\(request.remoteAddress?.ipAddress ?? "-") \"\(request.method) \(request.path)\" \(response.head.status.code) \(length) "
+                    + AccessLog.milliseconds(ContinuousClock.now - start)
+            )
+        }
+        // A small file read before and unchanged since is answered where its request is read, with no task; anything
+        // else (a file to read, an endpoint, a path with pushes) goes to the handler.
+        let immediate: ServerSession.ImmediateHandler = { request in
+            let start = accessLog == nil ? nil : ContinuousClock.now
+            if !pushTable.isEmpty, pushTable[String(request.path.prefix { $0 != "?" })] != nil { return nil }
+            guard let response = testServer.cachedFile(request) else { return nil }
+            log(request, response, since: start)
+            return response
+        }
+        let server = try await ServerSession.bind(host: host, port: port, configuration: configuration, immediateHandler: immediate) { request in
             let start = accessLog == nil ? nil : ContinuousClock.now
             if !pushTable.isEmpty, let assets = pushTable[String(request.path.prefix { $0 != "?" })] {
                 for asset in assets { try await request.push(path: asset) }
             }
             let response = try await testServer.handle(request)
-            if let accessLog, let start {
-                let length = response.head.headerFields[.contentLength] ?? "-"
-                accessLog.append(
-                    "\(request.remoteAddress?.ipAddress ?? "-") \"\(request.method) \(request.path)\" \(response.head.status.code) \(length) "
-                        + AccessLog.milliseconds(ContinuousClock.now - start)
-                )
-            }
+            log(request, response, since: start)
             return response
         }
         printError("h2: serving on \(tlsCert == nil ? "http" : "https")://\(host):\(server.port)\(dir.map { " (files from \($0))" } ?? "")")

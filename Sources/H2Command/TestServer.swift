@@ -38,8 +38,7 @@ struct TestServer: Sendable {
 
     func handle(_ request: ServerSession.Request) async throws -> ServerSession.Response {
         let (path, query) = split(request.path)
-        let first = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), maxSplits: 1, omittingEmptySubsequences: false).first
-        guard let first, Self.endpoints.contains(Substring(first)) else { return try await file(path, request: request) }
+        guard Self.isEndpoint(path) else { return try await file(path, request: request) }
         let segments = path.split(separator: "/").map(String.init)
         switch segments.first {
         case "get" where segments.count == 1 && request.method == .get,
@@ -118,18 +117,52 @@ struct TestServer: Sendable {
         }
     }
 
-    private func file(_ path: String, request: ServerSession.Request) async throws -> ServerSession.Response {
-        guard let directory, request.method == .get || request.method == .head else { return ServerSession.Response(status: .notFound) }
+    /// The answer to a GET or HEAD of a small file read before and unchanged on disk since (one `stat`), or `nil`
+    /// when answering needs more: `h2 serve`'s immediate handler, on the event loop, with no task per request.
+    func cachedFile(_ request: ServerSession.Request) -> ServerSession.Response? {
+        guard request.method == .get || request.method == .head, !request.path.utf8.contains(UInt8(ascii: "?")) else { return nil }
+        guard !Self.isEndpoint(request.path), case .file(let fullPath, let status) = locate(request.path),
+            let cached = cache.lookup(fullPath, status)
+        else { return nil }
+        return ServerSession.Response(headers: cached.headers, body: request.method == .head ? .empty : .bytes(cached.contents))
+    }
+
+    /// Whether `path` is one of the test endpoints (its first segment is in ``endpoints``).
+    private static func isEndpoint(_ path: String) -> Bool {
+        let first = path.utf8.dropFirst().split(separator: UInt8(ascii: "/"), maxSplits: 1, omittingEmptySubsequences: false).first
+        return first.map { endpoints.contains(Substring($0)) } ?? false
+    }
+
+    private enum Located {
+        case file(String, stat)
+        case forbidden
+        case notFound
+    }
+
+    /// The regular file `path` names in the served directory (a directory's `index.html`), with its `stat`.
+    private func locate(_ path: String) -> Located {
+        guard let directory else { return .notFound }
         let decoded = path.utf8.contains(UInt8(ascii: "%")) ? (path.removingPercentEncoding ?? path) : path
-        guard !Self.hasParentSegment(decoded) else { return ServerSession.Response(status: .forbidden) }
+        guard !Self.hasParentSegment(decoded) else { return .forbidden }
         var fullPath = decoded.hasPrefix("/") ? directory + decoded : directory + "/" + decoded
         var status = stat()
-        guard stat(fullPath, &status) == 0 else { return ServerSession.Response(status: .notFound) }
+        guard stat(fullPath, &status) == 0 else { return .notFound }
         if status.st_mode & S_IFMT == S_IFDIR {
             fullPath += fullPath.hasSuffix("/") ? "index.html" : "/index.html"
-            guard stat(fullPath, &status) == 0 else { return ServerSession.Response(status: .notFound) }
+            guard stat(fullPath, &status) == 0 else { return .notFound }
         }
-        guard status.st_mode & S_IFMT == S_IFREG else { return ServerSession.Response(status: .notFound) }
+        guard status.st_mode & S_IFMT == S_IFREG else { return .notFound }
+        return .file(fullPath, status)
+    }
+
+    private func file(_ path: String, request: ServerSession.Request) async throws -> ServerSession.Response {
+        guard request.method == .get || request.method == .head else { return ServerSession.Response(status: .notFound) }
+        var (fullPath, status) = ("", stat())
+        switch locate(path) {
+        case .file(let located, let locatedStatus): (fullPath, status) = (located, locatedStatus)
+        case .forbidden: return ServerSession.Response(status: .forbidden)
+        case .notFound: return ServerSession.Response(status: .notFound)
+        }
         if let cached = cache.lookup(fullPath, status) {
             return ServerSession.Response(headers: cached.headers, body: request.method == .head ? .empty : .bytes(cached.contents))
         }

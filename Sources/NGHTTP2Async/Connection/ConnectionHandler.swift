@@ -198,7 +198,20 @@ final class ConnectionHandler: ChannelInboundHandler {
         buffer.withUnsafeReadableBytes { bytes in
             var fed = 0
             var alive = true
+            var framesUnfed = 0
             scanner.scan(bytes) { frame, start in
+                framesUnfed += 1
+                if framesUnfed >= Self.framesPerSlice, start > fed {
+                    framesUnfed = 0
+                    alive = receive(UnsafeRawBufferPointer(rebasing: bytes[fed..<start]))
+                    fed = start
+                    guard alive else { return false }
+                    if submittedSinceFlush >= Self.submissionsPerEarlyWrite {
+                        flush()
+                        alive = session.wantsRead  // the write may have finished the session
+                        guard alive else { return false }
+                    }
+                }
                 // An empty DATA frame that does not end its stream carries nothing (CVE-2019-9518): a glitch.
                 if frame.type == InboundFrameScanner.Frame.data, frame.length == 0, frame.flags & InboundFrameScanner.Frame.endStream == 0 {
                     peerGlitched()
@@ -306,6 +319,13 @@ final class ConnectionHandler: ChannelInboundHandler {
     static let submissionsPerEarlyWrite = 50
     /// Requests or responses submitted since the last write (see ``submissionsPerEarlyWrite``).
     private var submittedSinceFlush = 0
+    /// How many frames of a read go to libnghttp2 at a time. After each slice, the responses it produced are written
+    /// once ``submissionsPerEarlyWrite`` have gathered, so that a read of many requests is answered in pieces while
+    /// it is processed, not all at its end: the peer reads the first answers while this side works on the rest.
+    /// Measured with `h2load -c 1 -t 1` against `ServerExample` on 2 cores: at `-m 100` 204k req/s unsliced, 266k in
+    /// slices of 32 or 64 frames (slices of 100 or more never split the 100 requests of a read); at `-m 1000` 224k
+    /// unsliced, 272-276k (64), 289k (128). Slicing alone, with one write at the end of the read, was slower.
+    static let framesPerSlice = 64
 
     /// A request or a response was submitted and its stream's state is complete: it is written with the others of
     /// this tick, or at once when ``submissionsPerEarlyWrite`` have gathered.
