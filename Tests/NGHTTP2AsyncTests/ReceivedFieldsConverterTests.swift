@@ -53,4 +53,21 @@ import NGHTTP2
         let plain: [HeaderField] = [[":status", "200"], ["authorization", "x"]]
         #expect(converter.httpFields(plain).first?.indexingStrategy != .disallow)
     }
+
+    @Test func aRequestWithTheLastRequestsPseudoHeaderFieldsGetsItsOwnHeaderFields() throws {
+        var converter = ReceivedFieldsConverter()
+        let get: [HeaderField] = [[":method", "GET"], [":scheme", "http"], [":authority", "a"], [":path", "/x"], ["accept", "*/*"]]
+        let first = try HTTPRequest(http2Fields: get, converter: &converter)
+        #expect(first == (try HTTPRequest(http2Fields: get)))
+        let withOtherHeaders = Array(get.prefix(4)) + [["accept", "text/html"], ["x-id", "2"]]
+        let second = try HTTPRequest(http2Fields: withOtherHeaders, converter: &converter)
+        #expect(second == (try HTTPRequest(http2Fields: withOtherHeaders)))
+        #expect(second.headerFields[.accept] == "text/html")
+        var post = withOtherHeaders
+        post[0] = [":method", "POST"]
+        post[3] = [":path", "/y"]
+        let third = try HTTPRequest(http2Fields: post, converter: &converter)
+        #expect(third.method == .post && third.path == "/y")
+        #expect(throws: HTTP2Error.self) { try HTTPRequest(http2Fields: [[":method", "bad method"], [":path", "/"]], converter: &converter) }
+    }
 }

@@ -35,39 +35,37 @@ final class ThreadSanitizerHandOff: Sendable {
     func acquire() { ThreadSanitizerAnnotations.acquire?(Unmanaged.passUnretained(self).toOpaque()) }
 }
 
-func withFastThrowingContinuation<T>(
-    isolation: isolated (any Actor)? = #isolation,
+nonisolated(nonsending) func withFastThrowingContinuation<T>(
     function: String = #function,
     _ body: (FastContinuation<T, any Error>) -> Void
 ) async throws -> sending T {
     let handOff = ThreadSanitizerHandOff()
     defer { handOff.acquire() }
-    return try await withCheckedThrowingContinuation(isolation: isolation, function: function) {
+    return try await withCheckedThrowingContinuation(isolation: #isolation, function: function) {
         body(FastContinuation(base: $0, handOff: handOff))
     }
 }
 #else
 #if DEBUG
 /// A continuation that is `CheckedContinuation` in debug builds and `UnsafeContinuation` in release builds.
-/// Make one with ``withFastThrowingContinuation(isolation:function:_:)``; resume it exactly once.
+/// Make one with ``withFastThrowingContinuation(function:_:)``; resume it exactly once.
 typealias FastContinuation<T, E: Error> = CheckedContinuation<T, E>
 #else
 /// A continuation that is `CheckedContinuation` in debug builds and `UnsafeContinuation` in release builds.
-/// Make one with ``withFastThrowingContinuation(isolation:function:_:)``; resume it exactly once.
+/// Make one with ``withFastThrowingContinuation(function:_:)``; resume it exactly once.
 typealias FastContinuation<T, E: Error> = UnsafeContinuation<T, E>
 #endif
 
 /// Suspends the current task and calls `body` with a ``FastContinuation`` for it: checked in debug builds
 /// (`withCheckedThrowingContinuation`), unchecked in release builds (`withUnsafeThrowingContinuation`).
-func withFastThrowingContinuation<T>(
-    isolation: isolated (any Actor)? = #isolation,
+nonisolated(nonsending) func withFastThrowingContinuation<T>(
     function: String = #function,
     _ body: (FastContinuation<T, any Error>) -> Void
 ) async throws -> sending T {
     #if DEBUG
-    try await withCheckedThrowingContinuation(isolation: isolation, function: function, body)
+    try await withCheckedThrowingContinuation(isolation: #isolation, function: function, body)
     #else
-    try await withUnsafeThrowingContinuation(isolation: isolation, body)
+    try await withUnsafeThrowingContinuation(isolation: #isolation, body)
     #endif
 }
 #endif

@@ -82,11 +82,19 @@ extension HTTPRequest {
             default: throw HTTP2Error.malformedMessage("unknown pseudo-header field \(field.name)")
             }
         }
-        guard let method, let parsedMethod = HTTPRequest.Method(method) else {
-            throw HTTP2Error.malformedMessage("request without a valid :method")
+        guard let method else { throw HTTP2Error.malformedMessage("request without a valid :method") }
+        let pseudo = ReceivedFieldsConverter.RequestPseudoFields(
+            method: method, scheme: scheme, authority: authority, path: path, protocolName: protocolName
+        )
+        if var repeated = converter.request(pseudo) {
+            repeated.headerFields = converter.httpFields(fields)
+            self = repeated
+            return
         }
+        guard let parsedMethod = HTTPRequest.Method(method) else { throw HTTP2Error.malformedMessage("request without a valid :method") }
         self.init(method: parsedMethod, scheme: scheme, authority: authority, path: path, headerFields: converter.httpFields(fields))
         if let protocolName { self.extendedConnectProtocol = protocolName }
+        converter.made(self, from: pseudo)
     }
 }
 

@@ -15,6 +15,29 @@ struct ReceivedFieldsConverter {
     /// The regular fields of the last block converted, and what they became (the same count, in the same order).
     private var lastFields: [HeaderField] = []
     private var lastConverted = HTTPFields()
+    /// The last request made, with the pseudo-header field values it was made from.
+    private var lastRequest: (pseudo: RequestPseudoFields, request: HTTPRequest)?
+
+    /// The values of a request's pseudo-header fields, as received.
+    struct RequestPseudoFields: Equatable {
+        var method: String
+        var scheme: String?
+        var authority: String?
+        var path: String?
+        var protocolName: String?
+    }
+
+    /// The request made from `pseudo` last time, if the last request had these pseudo-header fields (swift-http-types
+    /// checks them again when a request is made).
+    func request(_ pseudo: RequestPseudoFields) -> HTTPRequest? {
+        guard let lastRequest, lastRequest.pseudo == pseudo else { return nil }
+        return lastRequest.request
+    }
+
+    /// Keeps `request`, made from `pseudo`, for the next ``request(_:)``.
+    mutating func made(_ request: HTTPRequest, from pseudo: RequestPseudoFields) {
+        lastRequest = (pseudo, request)
+    }
 
     /// The regular fields of `block` (pseudo-header fields are skipped) as `HTTPFields`.
     mutating func httpFields(_ block: [HeaderField]) -> HTTPFields {
