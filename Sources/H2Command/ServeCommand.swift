@@ -122,30 +122,29 @@ struct ServeCommand: AsyncParsableCommand {
         let testServer = TestServer(directory: dir)
         let accessLog = quiet ? nil : AccessLog()
         let pushTable = try self.pushTable()
-        @Sendable func log(_ request: ServerSession.Request, _ response: ServerSession.Response, since start: ContinuousClock.Instant?) {
-            guard let accessLog, let start else { return }
-            let length = response.head.headerFields.first { $0.name == .contentLength }?.value ?? "-"  // no join of values
-            accessLog.append(
-                "\(request.remoteAddress?.ipAddress ?? "-") \"\(request.method) \(request.path)\" \(response.head.status.code) \(length) "
-                    + AccessLog.milliseconds(ContinuousClock.now - start)
+        @Sendable func log(_ request: ServerSession.Request, _ response: ServerSession.Response) {
+            accessLog?.append(
+                address: request.remoteAddress, method: request.method.rawValue, path: request.path,
+                status: response.head.status.code,
+                length: response.head.headerFields.first { $0.name == .contentLength }?.value,  // no join of values
+                elapsed: ContinuousClock.now - request.receivedAt
             )
         }
-        // A small file read before and unchanged since is answered where its request is read, with no task; anything
-        // else (a file to read, an endpoint, a path with pushes) goes to the handler.
+        // A small file read before and unchanged since, and an endpoint with nothing to wait for, are answered where
+        // the request is read, with no task; anything else (a file to read, a body to read, a path with pushes) goes
+        // to the handler.
         let immediate: ServerSession.ImmediateHandler = { request in
-            let start = accessLog == nil ? nil : ContinuousClock.now
             if !pushTable.isEmpty, pushTable[String(request.path.prefix { $0 != "?" })] != nil { return nil }
-            guard let response = testServer.cachedFile(request) else { return nil }
-            log(request, response, since: start)
+            guard let response = testServer.cachedFile(request) ?? testServer.endpointAtOnce(request) else { return nil }
+            log(request, response)
             return response
         }
         let server = try await ServerSession.bind(host: host, port: port, configuration: configuration, immediateHandler: immediate) { request in
-            let start = accessLog == nil ? nil : ContinuousClock.now
             if !pushTable.isEmpty, let assets = pushTable[String(request.path.prefix { $0 != "?" })] {
                 for asset in assets { try await request.push(path: asset) }
             }
             let response = try await testServer.handle(request)
-            log(request, response, since: start)
+            log(request, response)
             return response
         }
         printError("h2: serving on \(tlsCert == nil ? "http" : "https")://\(host):\(server.port)\(dir.map { " (files from \($0))" } ?? "")")

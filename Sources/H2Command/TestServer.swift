@@ -40,25 +40,9 @@ struct TestServer: Sendable {
         let (path, query) = split(request.path)
         guard Self.isEndpoint(path) else { return try await file(path, request: request) }
         let segments = path.split(separator: "/").map(String.init)
+        let body = Self.describesBody(segments, method: request.method) ? try await request.bytes(upTo: 16 << 20) : []
+        if let answer = try answer(request, path: path, query: query, segments: segments, body: body) { return answer }
         switch segments.first {
-        case "get" where segments.count == 1 && request.method == .get,
-            "post" where segments.count == 1 && request.method == .post,
-            "put" where segments.count == 1 && request.method == .put,
-            "patch" where segments.count == 1 && request.method == .patch,
-            "delete" where segments.count == 1 && request.method == .delete,
-            "anything":
-            return try await json(describe(request, path: path, query: query, withBody: true))
-        case "get", "post", "put", "patch", "delete":
-            return ServerSession.Response(status: .methodNotAllowed, headers: [.allow: segments[0].uppercased()])
-        case "headers":
-            return try await json(["headers": headerObject(request.headers)])
-        case "status" where segments.count == 2:
-            guard let code = Int(segments[1]), (200...599).contains(code) else { return ServerSession.Response(status: .badRequest) }
-            return ServerSession.Response(status: HTTPResponse.Status(code: code))
-        case "bytes" where segments.count == 2:
-            guard let count = Int(segments[1]), (0...(512 << 20)).contains(count) else { return ServerSession.Response(status: .badRequest) }
-            let seed = UInt64(query["seed"] ?? "") ?? 1
-            return ServerSession.Response(headers: [.contentType: "application/octet-stream", .contentLength: "\(count)"], body: .bytes(Self.bytes(count, seed: seed)))
         case "stream-bytes" where segments.count == 2:
             guard let count = Int(segments[1]), count >= 0 else { return ServerSession.Response(status: .badRequest) }
             let chunkSize = max(1, Int(query["chunk_size"] ?? "") ?? 10 * 1024)
@@ -75,7 +59,7 @@ struct TestServer: Sendable {
         case "delay" where segments.count == 2:
             let seconds = min(Double(segments[1]) ?? 0, 10)
             try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            return try await json(describe(request, path: path, query: query, withBody: false))
+            return json(describe(request, path: path, query: query, body: nil))
         case "echo":
             var headers = HTTPFields()
             if let type = request.contentType { headers[.contentType] = type }
@@ -83,20 +67,68 @@ struct TestServer: Sendable {
         case "discard" where segments.count == 1:
             var received = 0
             for try await chunk in request.body { received += chunk.readableBytes }
-            return try await json(["bytes": received])
+            return json(["bytes": received])
+        case "bytes" where segments.count == 2:
+            guard let count = Int(segments[1]), (0...(512 << 20)).contains(count) else { return ServerSession.Response(status: .badRequest) }
+            let seed = UInt64(query["seed"] ?? "") ?? 1
+            return ServerSession.Response(headers: [.contentType: "application/octet-stream", .contentLength: "\(count)"], body: .bytes(Self.bytes(count, seed: seed)))
+        default:
+            return try await file(path, request: request)
+        }
+    }
+
+    /// The answer to a request for an endpoint that needs nothing to wait for, when the request has no body left to
+    /// read (END_STREAM on its HEADERS): `/get`, `/headers`, `/status/…`, the redirects, `/gzip`, `/deflate`, and
+    /// `/post` and the like without a body. `nil` for anything else. `h2 serve`'s immediate handler, on the event
+    /// loop, with no task per request.
+    func endpointAtOnce(_ request: ServerSession.Request) -> ServerSession.Response? {
+        guard request.body.isFinished else { return nil }
+        let (path, query) = split(request.path)
+        guard Self.isEndpoint(path) else { return nil }
+        return try? answer(request, path: path, query: query, segments: path.split(separator: "/").map(String.init), body: [])
+    }
+
+    /// Whether the endpoint answers with the request's body in its JSON (which is read whole first): `/anything…`,
+    /// and `/get`, `/post`, `/put`, `/patch`, `/delete` asked with their own method.
+    private static func describesBody(_ segments: [String], method: HTTPRequest.Method) -> Bool {
+        guard let first = segments.first else { return false }
+        if first == "anything" { return true }
+        return segments.count == 1 && ["get", "post", "put", "patch", "delete"].contains(first) && first == method.rawValue.lowercased()
+    }
+
+    /// The answer of an endpoint that needs only the request and its `body` (read whole, for those that describe it),
+    /// or `nil` for the others: they stream, wait or read the body themselves.
+    private func answer(
+        _ request: ServerSession.Request, path: String, query: [String: String], segments: [String], body: [UInt8]
+    ) throws -> ServerSession.Response? {
+        switch segments.first {
+        case "get" where segments.count == 1 && request.method == .get,
+            "post" where segments.count == 1 && request.method == .post,
+            "put" where segments.count == 1 && request.method == .put,
+            "patch" where segments.count == 1 && request.method == .patch,
+            "delete" where segments.count == 1 && request.method == .delete,
+            "anything":
+            return json(describe(request, path: path, query: query, body: body))
+        case "get", "post", "put", "patch", "delete":
+            return ServerSession.Response(status: .methodNotAllowed, headers: [.allow: segments[0].uppercased()])
+        case "headers":
+            return json(["headers": headerObject(request.headers)])
+        case "status" where segments.count == 2:
+            guard let code = Int(segments[1]), (200...599).contains(code) else { return ServerSession.Response(status: .badRequest) }
+            return ServerSession.Response(status: HTTPResponse.Status(code: code))
         case "trailers":
             return ServerSession.Response(
                 headers: [.contentType: "text/plain", HTTPField.Name("trailer")!: "x-checksum, x-served-by"],
                 body: .bytes(ByteBuffer(string: "a body, then trailers\n"), trailers: [HTTPField.Name("x-checksum")!: "d41d8cd9", HTTPField.Name("x-served-by")!: "h2"])
             )
         case "gzip":
-            var object = try await describe(request, path: path, query: query, withBody: false)
+            var object = describe(request, path: path, query: query, body: nil)
             object["gzipped"] = true
             var plain = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
             let compressed = try plain.compress(with: .gzip())
             return ServerSession.Response(headers: [.contentType: "application/json", .contentEncoding: "gzip"], body: .bytes(compressed))
         case "deflate" where segments.count == 1:
-            var object = try await describe(request, path: path, query: query, withBody: false)
+            var object = describe(request, path: path, query: query, body: nil)
             object["deflated"] = true
             var plain = ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
             let compressed = try plain.compress(with: .zlib())
@@ -113,17 +145,25 @@ struct TestServer: Sendable {
             }
             return ServerSession.Response(status: HTTPResponse.Status(code: status), headers: [.location: url])
         default:
-            return try await file(path, request: request)
+            return nil
         }
     }
 
     /// The answer to a GET or HEAD of a small file read before and unchanged on disk since (one `stat`), or `nil`
     /// when answering needs more: `h2 serve`'s immediate handler, on the event loop, with no task per request.
+    ///
+    /// Requests for one path that one read brought share one `stat` (see ``FileCache``).
     func cachedFile(_ request: ServerSession.Request) -> ServerSession.Response? {
         guard request.method == .get || request.method == .head, !request.path.utf8.contains(UInt8(ascii: "?")) else { return nil }
-        guard !Self.isEndpoint(request.path), case .file(let fullPath, let status) = locate(request.path),
+        let path = request.path
+        if let cached = cache.checkedEntry(path: path, receivedAt: request.receivedAt) {
+            return ServerSession.Response(headers: cached.headers, body: request.method == .head ? .empty : .bytes(cached.contents))
+        }
+        let checkedAt = ContinuousClock.now  // before the stat: what it finds held at this instant
+        guard !Self.isEndpoint(path), case .file(let fullPath, let status) = locate(path),
             let cached = cache.lookup(fullPath, status)
         else { return nil }
+        cache.noteChecked(path: path, entry: cached, at: checkedAt)
         return ServerSession.Response(headers: cached.headers, body: request.method == .head ? .empty : .bytes(cached.contents))
     }
 
@@ -214,13 +254,14 @@ struct TestServer: Sendable {
         return dots == 2
     }
 
-    private func json(_ object: [String: Any]) async throws -> ServerSession.Response {
+    private func json(_ object: [String: Any]) -> ServerSession.Response {
         var text = JSONText.data(object)
         text.append(UInt8(ascii: "\n"))
         return ServerSession.Response(headers: [.contentType: "application/json"], body: .bytes(ByteBuffer(bytes: text)))
     }
 
-    private func describe(_ request: ServerSession.Request, path: String, query: [String: String], withBody: Bool) async throws -> [String: Any] {
+    /// The request as httpbin describes it; with `data` and `json` from `body` when there is one.
+    private func describe(_ request: ServerSession.Request, path: String, query: [String: String], body: [UInt8]?) -> [String: Any] {
         var object: [String: Any] = [
             "method": request.method.rawValue,
             "path": path,
@@ -229,10 +270,9 @@ struct TestServer: Sendable {
             "headers": headerObject(request.headers),
             "origin": request.remoteAddress?.ipAddress ?? "",
         ]
-        if withBody {
-            let body = try await request.bytes(upTo: 16 << 20)
+        if let body {
             object["data"] = String(decoding: body, as: UTF8.self)
-            object["json"] = (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) ?? NSNull()
+            object["json"] = body.isEmpty ? NSNull() : (try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed])) ?? NSNull()
         }
         return object
     }

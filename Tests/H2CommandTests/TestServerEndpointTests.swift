@@ -1,6 +1,8 @@
 import Testing
 import Foundation
 import HTTPTypes
+import NIOConcurrencyHelpers
+import NIOCore
 @testable import NGHTTP2Async
 @testable import H2Command
 
@@ -71,6 +73,45 @@ import HTTPTypes
         #expect(object["path"]?.value as? String == "/deflate")
         await stop(server, client)
     }
+
+    @Test func endpointsWithNothingToWaitForAreAnsweredAtOnceAndTheSameAsByTheHandler() async throws {
+        let testServer = TestServer(directory: nil)
+        let byHandler = Counter()
+        let server = try await ServerSession.bind(host: "127.0.0.1", port: 0, immediateHandler: { testServer.endpointAtOnce($0) }) {
+            byHandler.add()
+            return try await testServer.handle($0)
+        }
+        let reference = try await ServerSession.bind(host: "127.0.0.1", port: 0) { try await testServer.handle($0) }
+        let client = try await ClientSession.connect(to: "http://127.0.0.1:\(server.port)")
+        let referenceClient = try await ClientSession.connect(to: "http://127.0.0.1:\(reference.port)")
+        /// "status location body" with the port taken out of absolute URLs.
+        func answer(_ client: ClientSession, _ port: Int, _ path: String) async throws -> String {
+            let response = try await client.get(path, headers: [.userAgent: "test"])
+            let body = String(decoding: try await response.bytes(), as: UTF8.self)
+            return "\(response.status.code) \(response.headers[.location] ?? "-") \(body)".replacingOccurrences(of: ":\(port)", with: ":PORT")
+        }
+        for path in ["/get", "/get?a=1&b=two", "/anything/x", "/headers", "/status/204", "/redirect/2", "/absolute-redirect/1", "/redirect-to?url=/get", "/post"] {
+            let immediate = try await answer(client, server.port, path)
+            #expect(immediate == (try await answer(referenceClient, reference.port, path)), "\(path)")
+        }
+        #expect(byHandler.value == 0, "none of them went to the handler")
+        // A body to read, or an answer that waits or streams, goes to the handler.
+        let posted = try await client.execute(HTTPRequest(method: .post, scheme: "http", authority: "127.0.0.1", path: "/post"), body: .bytes(ByteBuffer(string: "{\"a\":1}")))
+        #expect(String(decoding: try await posted.bytes(), as: UTF8.self).contains("\"data\" : \"{\\\"a\\\":1}\""))
+        _ = try await client.get("/stream-bytes/10").bytes()
+        #expect(byHandler.value == 2)
+        await client.close()
+        await referenceClient.close()
+        await server.close()
+        await reference.close()
+    }
+}
+
+/// How many times something happened, from any thread.
+private final class Counter: Sendable {
+    private let count = NIOLockedValueBox(0)
+    func add() { count.withLockedValue { $0 += 1 } }
+    var value: Int { count.withLockedValue { $0 } }
 }
 
 /// Just enough of any JSON value for the checks above.

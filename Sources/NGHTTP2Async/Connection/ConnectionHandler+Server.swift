@@ -41,8 +41,9 @@ extension ConnectionHandler {
         // no extra event-loop tick). After a suspension it resumes on this connection's event loop (the executor).
         // The request is built right into the task's context: one copy fewer of its many strings.
         let remoteAddress = self.remoteAddress ?? context?.channel.remoteAddress
+        let receivedAt = byPeer ? lastReadAt : .now
         if let immediate = configuration.immediateHandler {
-            let request = ServerSession.Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, connection: reference)
+            let request = ServerSession.Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, receivedAt: receivedAt, connection: reference)
             if let response = immediate(request) {
                 return respondImmediately(stream, response, reference: reference)
             }
@@ -52,7 +53,7 @@ extension ConnectionHandler {
             return
         }
         stream.handlerTask = Task.immediate(executorPreference: executor) { [
-            request = ServerSession.Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, connection: reference)
+            request = ServerSession.Request(head: head, body: body, streamID: streamID, remoteAddress: remoteAddress, receivedAt: receivedAt, connection: reference)
         ] in
             await respond(to: request, connection: reference, with: handler)
         }

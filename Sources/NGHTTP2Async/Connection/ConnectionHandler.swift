@@ -76,6 +76,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var pingWaiters: [UInt64: CheckedContinuation<Duration, any Error>] = [:]
     /// The one task at the machine's next deadline.
     private var timer = DeadlineTimer()
+    /// When the last read returned (``ServerSession/Request/receivedAt``); a handler made for an h2c Upgrade starts
+    /// after the read that brought its request.
+    var lastReadAt = ContinuousClock.now
     /// True between channelRead and channelReadComplete: the flush then happens once, at the end of the burst.
     private var isReading = false
     private var flushScheduled = false
@@ -193,6 +196,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             if let statusLine = buffer.http1StatusLine { return peerSpeaksHTTP1(statusLine, context: context) }
         }
         isReading = true
+        if isServer { lastReadAt = .now }
         bytesReadInBurst &+= buffer.readableBytes
         history.readBegins()
         buffer.withUnsafeReadableBytes { bytes in

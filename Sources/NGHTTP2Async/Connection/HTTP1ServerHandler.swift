@@ -61,6 +61,8 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, B
     private(set) var connection: HTTP1ServerConnection?
     private var executor: EventLoopExecutor?
     private var remoteAddress: SocketAddress?
+    /// When the last read returned (``ServerSession/Request/receivedAt``).
+    private var lastReadAt = ContinuousClock.now
     private var current: Current?
     /// Parts of requests pipelined behind the current one (already parsed by the decoder).
     private var queued = CircularBuffer<HTTPServerRequestPart>()
@@ -122,6 +124,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, B
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         isReading = true
+        lastReadAt = .now
         receive(unwrapInboundIn(data))
     }
 
@@ -227,7 +230,7 @@ final class HTTP1ServerHandler: ChannelDuplexHandler, RemovableChannelHandler, B
             body = StreamReader(storage: storage)
         }
         current = exchange
-        start(ServerSession.Request(head: request, body: body, streamID: id, remoteAddress: remoteAddress, connection: connection!), id: id)
+        start(ServerSession.Request(head: request, body: body, streamID: id, remoteAddress: remoteAddress, receivedAt: lastReadAt, connection: connection!), id: id)
         flushIfNeeded()
     }
 

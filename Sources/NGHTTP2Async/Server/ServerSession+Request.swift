@@ -12,8 +12,28 @@ extension ServerSession {
         public let streamID: Int32
         /// The client's address.
         public let remoteAddress: SocketAddress?
+        /// When the read that brought the request's head returned: no earlier than the head's arrival, and the same
+        /// instant for every request that one read brought (a pushed request: when it was promised).
+        ///
+        /// Anything checked after this instant was checked after the request arrived, which is what a cache needs to
+        /// answer requests from one check without missing a change made before they came (`h2 serve` checks a cached
+        /// file once per read this way). It is also where an access log's request time starts, as nginx's
+        /// `$request_time` does, without reading the clock per request.
+        public let receivedAt: ContinuousClock.Instant
         /// The connection the request came on (HTTP/2 or HTTP/1.1).
         let connection: any ServerTransport
+
+        init(
+            head: HTTPRequest, body: StreamReader, streamID: Int32, remoteAddress: SocketAddress?,
+            receivedAt: ContinuousClock.Instant, connection: any ServerTransport
+        ) {
+            self.head = head
+            self.body = body
+            self.streamID = streamID
+            self.remoteAddress = remoteAddress
+            self.receivedAt = receivedAt
+            self.connection = connection
+        }
 
         /// The method.
         public var method: HTTPRequest.Method { head.method }
