@@ -11,7 +11,7 @@ import NIOPosix
 /// order by up to 100 ms.
 final class AccessLog: Sendable {
     private struct Pending {
-        var bytes: [UInt8] = []
+        var bytes = ByteBuffer()
         /// The last client address and its text (`inet_ntop` once per client rather than per request).
         var address: SocketAddress?
         var addressText: [UInt8] = Array("-".utf8)
@@ -41,39 +41,79 @@ final class AccessLog: Sendable {
     deinit { timer.cancel() }
 
     /// Adds the line `address "method path" status length elapsed` (`-` for a missing address or length), written
-    /// straight into the pending bytes; writes what has gathered once it is large.
+    /// straight into the pending bytes in one go; writes what has gathered once it is large.
     func append(address: SocketAddress?, method: String, path: String, status: Int, length: String?, elapsed: Duration) {
-        let full = shard().pending.withLockedValue { pending -> [UInt8]? in
+        let tenths = max(0, Int(elapsed / .microseconds(100)))  // no 128-bit division, as `components` does
+        let length = length ?? "-"
+        let full = shard().pending.withLockedValue { pending -> ByteBuffer? in
             if pending.address != address {
                 pending.address = address
                 pending.addressText = Array((address?.ipAddress ?? "-").utf8)
             }
-            pending.bytes.append(contentsOf: pending.addressText)
-            pending.bytes.append(contentsOf: " \"".utf8)
-            pending.bytes.append(contentsOf: method.utf8)
-            pending.bytes.append(UInt8(ascii: " "))
-            pending.bytes.append(contentsOf: path.utf8)
-            pending.bytes.append(contentsOf: "\" ".utf8)
-            Self.appendDecimal(status, to: &pending.bytes)
-            pending.bytes.append(UInt8(ascii: " "))
-            pending.bytes.append(contentsOf: (length ?? "-").utf8)
-            pending.bytes.append(UInt8(ascii: " "))
-            let tenths = Self.tenthsOfMilliseconds(elapsed)
-            Self.appendDecimal(tenths / 10, to: &pending.bytes)
-            pending.bytes.append(UInt8(ascii: "."))
-            Self.appendDecimal(tenths % 10, to: &pending.bytes)
-            pending.bytes.append(contentsOf: "ms\n".utf8)
-            guard pending.bytes.count >= Self.flushSize else { return nil }
-            defer { pending.bytes.removeAll(keepingCapacity: true) }
+            let addressText = pending.addressText
+            let most = addressText.count + method.utf8.count + path.utf8.count + length.utf8.count + 64
+            pending.bytes.writeWithUnsafeMutableBytes(minimumWritableBytes: most) { space in
+                var line = LineWriter(space: space)
+                addressText.withUnsafeBufferPointer { line.put($0) }
+                line.put(" \"")
+                line.put(method)
+                line.put(UInt8(ascii: " "))
+                line.put(path)
+                line.put("\" ")
+                line.putDecimal(status)
+                line.put(UInt8(ascii: " "))
+                line.put(length)
+                line.put(UInt8(ascii: " "))
+                line.putDecimal(tenths / 10)
+                line.put(UInt8(ascii: "."))
+                line.putDecimal(tenths % 10)
+                line.put("ms\n")
+                return line.count
+            }
+            guard pending.bytes.readableBytes >= Self.flushSize else { return nil }
+            defer { pending.bytes.clear() }
             return pending.bytes
         }
         if let full { Self.write(full) }
     }
 
-    private static func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
-        guard value >= 10 else { return bytes.append(UInt8(ascii: "0") + UInt8(max(value, 0))) }
-        appendDecimal(value / 10, to: &bytes)
-        bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+    /// Writes a line into space reserved for it (the caller reserves enough).
+    private struct LineWriter {
+        let space: UnsafeMutableRawBufferPointer
+        var count = 0
+
+        mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+            guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+            (space.baseAddress! + count).copyMemory(from: source, byteCount: bytes.count)
+            count += bytes.count
+        }
+
+        mutating func put(_ byte: UInt8) {
+            space[count] = byte
+            count += 1
+        }
+
+        mutating func put(_ text: String) {
+            if text.utf8.withContiguousStorageIfAvailable({ put($0) }) == nil {
+                for byte in text.utf8 { put(byte) }
+            }
+        }
+
+        /// A non-negative number in decimal.
+        mutating func putDecimal(_ value: Int) {
+            var digits = 1
+            var rest = max(value, 0)
+            while rest >= 10 {
+                digits += 1
+                rest /= 10
+            }
+            rest = max(value, 0)
+            for index in stride(from: count + digits - 1, through: count, by: -1) {
+                space[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+            count += digits
+        }
     }
 
     /// This thread's shard (made on its first line).
@@ -88,18 +128,18 @@ final class AccessLog: Sendable {
     /// Writes what has gathered (the timer, and the server's stop).
     func flush() {
         for shard in shards.withLockedValue({ $0 }) {
-            let lines = shard.pending.withLockedValue { pending -> [UInt8] in
-                defer { pending.bytes.removeAll(keepingCapacity: true) }
+            let lines = shard.pending.withLockedValue { pending -> ByteBuffer in
+                defer { pending.bytes.clear() }
                 return pending.bytes
             }
-            if !lines.isEmpty { Self.write(lines) }
+            if lines.readableBytes > 0 { Self.write(lines) }
         }
     }
 
-    private static func write(_ bytes: [UInt8]) {
+    private static func write(_ bytes: ByteBuffer) {
         writing.lock()
         defer { writing.unlock() }
-        bytes.withUnsafeBytes { raw in
+        bytes.withUnsafeReadableBytes { raw in
             var offset = 0
             while offset < raw.count {
                 let written = Foundation.write(2, raw.baseAddress! + offset, raw.count - offset)
@@ -110,11 +150,6 @@ final class AccessLog: Sendable {
                 offset += written
             }
         }
-    }
-
-    /// Tenths of a millisecond, as `%.1f` rounds them down.
-    static func tenthsOfMilliseconds(_ duration: Duration) -> Int {
-        Int((duration.components.seconds * 10_000) + duration.components.attoseconds / 100_000_000_000_000)
     }
 }
 #endif

@@ -3,6 +3,7 @@ import HTTPTypes
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NGHTTP2Async
 
 /// Small files `h2 serve` has read, kept with the head they are answered with. An entry is used only while the file
 /// on disk is the same one (device, inode, size and modification time from a `stat`, as nginx's `open_file_cache`
@@ -22,6 +23,9 @@ final class FileCache: Sendable {
         let modified: timespec
         let contents: ByteBuffer
         let headers: HTTPFields
+        /// The answers to a GET and to a HEAD, built once.
+        let get: ServerSession.Response
+        let head: ServerSession.Response
 
         init(_ status: stat, contents: ByteBuffer, headers: HTTPFields) {
             device = UInt64(status.st_dev)
@@ -30,7 +34,12 @@ final class FileCache: Sendable {
             modified = status.st_mtim
             self.contents = contents
             self.headers = headers
+            get = ServerSession.Response(headers: headers, body: .bytes(contents))
+            head = ServerSession.Response(headers: headers)
         }
+
+        /// The answer to `method` (GET or HEAD).
+        func response(to method: HTTPRequest.Method) -> ServerSession.Response { method == .head ? head : get }
 
         func matches(_ status: stat) -> Bool {
             UInt64(status.st_dev) == device && UInt64(status.st_ino) == inode && Int(status.st_size) == size

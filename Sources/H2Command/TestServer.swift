@@ -156,15 +156,13 @@ struct TestServer: Sendable {
     func cachedFile(_ request: ServerSession.Request) -> ServerSession.Response? {
         guard request.method == .get || request.method == .head, !request.path.utf8.contains(UInt8(ascii: "?")) else { return nil }
         let path = request.path
-        if let cached = cache.checkedEntry(path: path, receivedAt: request.receivedAt) {
-            return ServerSession.Response(headers: cached.headers, body: request.method == .head ? .empty : .bytes(cached.contents))
-        }
+        if let cached = cache.checkedEntry(path: path, receivedAt: request.receivedAt) { return cached.response(to: request.method) }
         let checkedAt = ContinuousClock.now  // before the stat: what it finds held at this instant
         guard !Self.isEndpoint(path), case .file(let fullPath, let status) = locate(path),
             let cached = cache.lookup(fullPath, status)
         else { return nil }
         cache.noteChecked(path: path, entry: cached, at: checkedAt)
-        return ServerSession.Response(headers: cached.headers, body: request.method == .head ? .empty : .bytes(cached.contents))
+        return cached.response(to: request.method)
     }
 
     /// Whether `path` is one of the test endpoints (its first segment is in ``endpoints``).
@@ -203,9 +201,7 @@ struct TestServer: Sendable {
         case .forbidden: return ServerSession.Response(status: .forbidden)
         case .notFound: return ServerSession.Response(status: .notFound)
         }
-        if let cached = cache.lookup(fullPath, status) {
-            return ServerSession.Response(headers: cached.headers, body: request.method == .head ? .empty : .bytes(cached.contents))
-        }
+        if let cached = cache.lookup(fullPath, status) { return cached.response(to: request.method) }
         let descriptor = open(fullPath, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return ServerSession.Response(status: .notFound) }
         guard fstat(descriptor, &status) == 0, status.st_mode & S_IFMT == S_IFREG else {
