@@ -20,20 +20,18 @@ enum JSONText {
             return writeString(value as! String, into: &out)
         }
         if type == [String: String].self {
-            let object = value as! [String: String]
-            return writeObject(object.sorted { precedes($0.key, $1.key) }.map { ($0.key, $0.value as Any) }, indent: indent, into: &out)
+            return writeObject((value as! [String: String]).mapValues { $0 as Any }, indent: indent, into: &out)
         }
         if type == [String: Any].self {
-            let object = value as! [String: Any]
-            return writeObject(object.sorted { precedes($0.key, $1.key) }.map { ($0.key, $0.value) }, indent: indent, into: &out)
+            return writeObject(value as! [String: Any], indent: indent, into: &out)
         }
         switch value {
         case let string as String:
             writeString(string, into: &out)
         case let object as [String: String]:
-            writeObject(object.sorted { precedes($0.key, $1.key) }.map { ($0.key, $0.value as Any) }, indent: indent, into: &out)
+            writeObject(object.mapValues { $0 as Any }, indent: indent, into: &out)
         case let object as [String: Any]:
-            writeObject(object.sorted { precedes($0.key, $1.key) }.map { ($0.key, $0.value) }, indent: indent, into: &out)
+            writeObject(object, indent: indent, into: &out)
         case let array as [Any]:
             writeArray(array, indent: indent, into: &out)
         case let bool as Bool where !(value is NSNumber):
@@ -71,11 +69,13 @@ enum JSONText {
         out.append(contentsOf: repeatElement(UInt8(ascii: " "), count: indent * 2))
     }
 
-    private static func writeObject(_ members: [(String, Any)], indent: Int, into out: inout [UInt8]) {
+    /// An object, its members in `.sortedKeys` order.
+    private static func writeObject(_ object: [String: Any], indent: Int, into out: inout [UInt8]) {
+        let members = object.sorted { precedes($0.key, $1.key) }
         writeContainer("{", "}", members, indent: indent, into: &out) { member, out in
-            writeString(member.0, into: &out)
+            writeString(member.key, into: &out)
             out.append(contentsOf: " : ".utf8)
-            write(member.1, indent: indent + 1, into: &out)
+            write(member.value, indent: indent + 1, into: &out)
         }
     }
 

@@ -154,8 +154,8 @@ struct TestServer: Sendable {
     ///
     /// Requests for one path that one read brought share one `stat` (see ``FileCache``).
     func cachedFile(_ request: ServerSession.Request) -> ServerSession.Response? {
-        guard request.method == .get || request.method == .head, !request.path.utf8.contains(UInt8(ascii: "?")) else { return nil }
         let path = request.path
+        guard request.method == .get || request.method == .head, !path.utf8.contains(UInt8(ascii: "?")) else { return nil }
         if let cached = cache.checkedEntry(path: path, receivedAt: request.receivedAt) { return cached.response(to: request.method) }
         let checkedAt = ContinuousClock.now  // before the stat: what it finds held at this instant
         guard !Self.isEndpoint(path), case .file(let fullPath, let status) = locate(path),
